@@ -1,1 +1,64 @@
-//! placeholder
+//! Weft management server, shared by `weft-edge` and `weft-supernode`.
+//!
+//! A daemon builds a [`jsonrpsee::RpcModule`] with its methods, binds a [`MgmtServer`] on its
+//! per-session unix socket ([`socket_path`]) and runs [`MgmtServer::serve`] next to its event loop.
+//! Tools talk to it with [`client::call`] / [`client::call_blocking`].
+//!
+//! The wire format is JSON-RPC 2.0 over plain HTTP/1.1 (`POST /v1`) rather than raw JSON over the
+//! socket, so that the same server can later grow a loopback TCP listener, a status page, Prometheus
+//! metrics and an event stream without changing the protocol. Internally that is why the server is
+//! split into a listener abstraction (where connections come from) and a router (what a path
+//! does); new transports and new pages are additions to those, not rewrites.
+
+mod body;
+pub mod client;
+mod conn;
+mod error;
+mod jsonrpc;
+mod listener;
+mod response;
+mod router;
+mod routes;
+mod server;
+mod unix;
+
+use std::path::{Path, PathBuf};
+
+pub use error::WebError;
+pub use server::MgmtServer;
+
+/// Re-exported so daemons register methods against exactly the jsonrpsee version this crate speaks
+/// (`weft_web::jsonrpsee::RpcModule`, `weft_web::jsonrpsee::types::ErrorObjectOwned`).
+pub use jsonrpsee;
+
+/// Largest request body the server accepts; bigger bodies are answered with 413.
+///
+/// Management requests are tiny; the bound keeps a misbehaving client from making the daemon
+/// buffer arbitrary amounts of memory.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Normal parent of all session directories.
+pub const DEFAULT_RUNTIME_DIR: &str = "/run/weft";
+
+/// Where a daemon's management socket lives: `<runtime_dir>/<session>/mgmt`, runtime_dir normally
+/// [`DEFAULT_RUNTIME_DIR`].
+///
+/// One directory per session (rather than one socket file per session) leaves room for other
+/// per-session runtime files and lets the directory mode (0750) gate access as a whole. The session
+/// name is expected to have been validated by the configuration layer (no `/`, not `..`).
+pub fn socket_path(runtime_dir: &Path, session: &str) -> PathBuf {
+    runtime_dir.join(session).join("mgmt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_path_layout() {
+        assert_eq!(
+            socket_path(Path::new("/run/weft"), "home"),
+            PathBuf::from("/run/weft/home/mgmt")
+        );
+    }
+}

@@ -1,0 +1,543 @@
+//! End-to-end tests of the management server and client over a real unix socket in a temp dir.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use weft_web::client::{self, ClientError};
+use weft_web::jsonrpsee::types::ErrorObjectOwned;
+use weft_web::jsonrpsee::RpcModule;
+use weft_web::{socket_path, MgmtServer, WebError};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Commands a fake daemon event loop understands; `peers` is answered by the loop, the way a real
+/// daemon answers questions about its state.
+enum Command {
+    Peers(oneshot::Sender<Vec<String>>),
+}
+
+fn module(events: mpsc::Sender<Command>) -> RpcModule<()> {
+    let mut m = RpcModule::new(());
+    m.register_method("echo", |params, _, _| {
+        params.parse::<Value>().unwrap_or(Value::Null)
+    })
+    .unwrap();
+    m.register_method("add", |params, _, _| {
+        let (a, b): (i64, i64) = params.parse()?;
+        Ok::<_, ErrorObjectOwned>(a + b)
+    })
+    .unwrap();
+    m.register_method("fail", |_, _, _| {
+        Err::<(), _>(ErrorObjectOwned::owned(
+            4242,
+            "peer table locked",
+            Some(json!({ "retry": true })),
+        ))
+    })
+    .unwrap();
+    m.register_async_method("peers", move |_, _, _| {
+        let events = events.clone();
+        async move {
+            let (tx, rx) = oneshot::channel();
+            let unavailable = || ErrorObjectOwned::owned(-32000, "event loop gone", None::<()>);
+            events
+                .send(Command::Peers(tx))
+                .await
+                .map_err(|_| unavailable())?;
+            rx.await.map_err(|_| unavailable())
+        }
+    })
+    .unwrap();
+    m
+}
+
+/// A running server plus the handles to stop it.
+struct Running {
+    /// Keeps the temp dir alive when the test did not create its own.
+    _dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), WebError>>,
+}
+
+impl Running {
+    async fn shutdown(mut self) -> Result<(), WebError> {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(TIMEOUT, &mut self.task)
+            .await
+            .expect("server did not stop")
+            .unwrap()
+    }
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_path(dir.path(), "test0");
+    let running = start_at(&path).await;
+    Running {
+        _dir: Some(dir),
+        ..running
+    }
+}
+
+async fn start_at(path: &Path) -> Running {
+    let (events_tx, mut events_rx) = mpsc::channel(8);
+    // The fake event loop.
+    tokio::spawn(async move {
+        while let Some(Command::Peers(reply)) = events_rx.recv().await {
+            let _ = reply.send(vec!["alice".to_owned(), "bob".to_owned()]);
+        }
+    });
+    let server = MgmtServer::bind_unix(path, module(events_tx))
+        .await
+        .unwrap()
+        .with_daemon_name("weft-test");
+    assert_eq!(server.socket_path(), Some(path));
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    Running {
+        _dir: None,
+        path: path.to_owned(),
+        stop: Some(stop),
+        task,
+    }
+}
+
+async fn blocking(path: &Path, method: &str, params: Value) -> Result<Value, ClientError> {
+    let path = path.to_owned();
+    let method = method.to_owned();
+    tokio::task::spawn_blocking(move || client::call_blocking(&path, &method, params, TIMEOUT))
+        .await
+        .unwrap()
+}
+
+/// A parsed raw HTTP response.
+#[derive(Debug)]
+struct Raw {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// Read one response (Content-Length framed) from `s`.
+fn read_one(s: &mut UnixStream) -> Raw {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+            let status = head[9..12].parse().unwrap();
+            let mut raw = Raw {
+                status,
+                head,
+                body: String::new(),
+            };
+            let len: usize = raw
+                .header("content-length")
+                .map(|l| l.parse().unwrap())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                raw.body = String::from_utf8(buf[end + 4..end + 4 + len].to_vec()).unwrap();
+                return raw;
+            }
+        }
+        let n = s.read(&mut chunk).expect("read response");
+        assert!(n > 0, "connection closed mid-response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Send raw bytes over a fresh connection and read one response. Write errors are ignored: the
+/// server may answer and close before reading everything (413).
+async fn raw(path: &Path, request: Vec<u8>) -> Raw {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let _ = s.write_all(&request);
+        read_one(&mut s)
+    })
+    .await
+    .unwrap()
+}
+
+fn post(body: &str) -> Vec<u8> {
+    format!(
+        "POST /v1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        body
+    )
+    .into_bytes()
+}
+
+fn simple(method: &str, path: &str) -> Vec<u8> {
+    format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn method_answers_through_both_clients() {
+    let s = start().await;
+    let params = json!({ "peer": "alice", "n": [1, 2] });
+    assert_eq!(
+        client::call(&s.path, "echo", params.clone()).await.unwrap(),
+        params
+    );
+    assert_eq!(
+        blocking(&s.path, "echo", params.clone()).await.unwrap(),
+        params
+    );
+    assert_eq!(
+        client::call(&s.path, "add", json!([2, 3])).await.unwrap(),
+        json!(5)
+    );
+    assert_eq!(
+        blocking(&s.path, "add", json!([2, 3])).await.unwrap(),
+        json!(5)
+    );
+    // Null params are omitted from the request.
+    assert_eq!(
+        client::call(&s.path, "echo", Value::Null).await.unwrap(),
+        Value::Null
+    );
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn async_method_queries_event_loop() {
+    let s = start().await;
+    assert_eq!(
+        client::call(&s.path, "peers", Value::Null).await.unwrap(),
+        json!(["alice", "bob"])
+    );
+    assert_eq!(
+        blocking(&s.path, "peers", Value::Null).await.unwrap(),
+        json!(["alice", "bob"])
+    );
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn jsonrpc_errors_become_client_errors() {
+    let s = start().await;
+    for result in [
+        client::call(&s.path, "fail", json!([])).await,
+        blocking(&s.path, "fail", json!([])).await,
+    ] {
+        match result {
+            Err(ClientError::Rpc(e)) => {
+                assert_eq!(e.code, 4242);
+                assert_eq!(e.message, "peer table locked");
+                assert_eq!(e.data, Some(json!({ "retry": true })));
+            }
+            other => panic!("expected an RPC error, got {other:?}"),
+        }
+    }
+    let err = client::call(&s.path, "no_such_method", json!([]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(-32601), "{err}");
+    let err = blocking(&s.path, "no_such_method", json!([]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(-32601), "{err}");
+    let err = client::call(&s.path, "add", json!(["x"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(-32602), "{err}");
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_json_is_parse_error() {
+    let s = start().await;
+    for body in [r#"{"jsonrpc":"2.0","id":1,"method":"echo""#, "", "not json"] {
+        let r = raw(&s.path, post(body)).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("content-type").as_deref(),
+            Some("application/json")
+        );
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["error"]["code"], json!(-32700), "{body:?} → {v}");
+        assert_eq!(v["id"], Value::Null);
+    }
+    // Still alive.
+    assert_eq!(
+        client::call(&s.path, "add", json!([1, 1])).await.unwrap(),
+        json!(2)
+    );
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn batch_request() {
+    let s = start().await;
+    let batch = r#"[
+        {"jsonrpc":"2.0","id":1,"method":"add","params":[1,2]},
+        {"jsonrpc":"2.0","method":"echo","params":["notification"]},
+        {"jsonrpc":"2.0","id":"two","method":"nope"},
+        {"jsonrpc":"2.0","id":3,"method":"peers"}
+    ]"#;
+    let r = raw(&s.path, post(batch)).await;
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let answers = v.as_array().unwrap();
+    assert_eq!(answers.len(), 3, "{v}");
+    assert_eq!(answers[0]["id"], json!(1));
+    assert_eq!(answers[0]["result"], json!(3));
+    assert_eq!(answers[1]["id"], json!("two"));
+    assert_eq!(answers[1]["error"]["code"], json!(-32601));
+    assert_eq!(answers[2]["result"], json!(["alice", "bob"]));
+
+    // A lone notification is executed but not answered.
+    let r = raw(
+        &s.path,
+        post(r#"{"jsonrpc":"2.0","method":"echo","params":[]}"#),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert!(r.body.is_empty());
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn http_routes() {
+    let s = start().await;
+    let r = raw(&s.path, simple("GET", "/")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(r.body.contains("weft-test"), "{}", r.body);
+    assert!(r.body.contains("session test0"), "{}", r.body);
+    assert!(r.body.contains("POST /v1"), "{}", r.body);
+
+    let r = raw(&s.path, simple("GET", "/nope")).await;
+    assert_eq!(r.status, 404);
+    let r = raw(&s.path, simple("GET", "/v1")).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow").as_deref(), Some("POST"));
+    let r = raw(&s.path, simple("DELETE", "/")).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow").as_deref(), Some("GET"));
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn keep_alive_serves_several_requests_per_connection() {
+    let s = start().await;
+    let path = s.path.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut c = UnixStream::connect(&path).unwrap();
+        c.set_read_timeout(Some(TIMEOUT)).unwrap();
+        for i in 0..3 {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"add","params":[{i},1]}}"#);
+            let req = format!(
+                "POST /v1 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            c.write_all(req.as_bytes()).unwrap();
+            let r = read_one(&mut c);
+            assert_eq!(r.status, 200);
+            let v: Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(v["result"], json!(i + 1));
+        }
+    })
+    .await
+    .unwrap();
+    // An idle keep-alive connection (one answered request, then silence) must not hold up
+    // shutdown: it is closed at once rather than waited for.
+    let path = s.path.clone();
+    let idle = tokio::task::spawn_blocking(move || {
+        let mut c = UnixStream::connect(&path).unwrap();
+        c.set_read_timeout(Some(TIMEOUT)).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(read_one(&mut c).status, 200);
+        c
+    })
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    s.shutdown().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut idle = idle;
+    let mut rest = Vec::new();
+    assert_eq!(
+        idle.read_to_end(&mut rest).unwrap(),
+        0,
+        "server closed the idle connection"
+    );
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let s = start().await;
+    let big = "x".repeat(weft_web::MAX_BODY_BYTES + 1);
+
+    // Through the clients: the server refuses on Content-Length, before reading the body.
+    let err = blocking(&s.path, "echo", json!([big])).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Status { status: 413, .. }),
+        "{err}"
+    );
+    let err = client::call(&s.path, "echo", json!([big]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Status { status: 413, .. }),
+        "{err}"
+    );
+
+    // Declared length too large, body never sent.
+    let head = format!(
+        "POST /v1 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        weft_web::MAX_BODY_BYTES + 1
+    );
+    let r = raw(&s.path, head.into_bytes()).await;
+    assert_eq!(r.status, 413);
+
+    // Chunked, so the limit is only noticed while reading.
+    let mut req = b"POST /v1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let chunk = "y".repeat(64 * 1024);
+    for _ in 0..((weft_web::MAX_BODY_BYTES / chunk.len()) + 2) {
+        req.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let r = raw(&s.path, req).await;
+    assert_eq!(r.status, 413);
+
+    // Exactly at the limit is fine (it is valid JSON-RPC-wise garbage: a parse error, not 413).
+    let at_limit = " ".repeat(weft_web::MAX_BODY_BYTES);
+    let r = raw(&s.path, post(&at_limit)).await;
+    assert_eq!(r.status, 200);
+
+    assert_eq!(
+        client::call(&s.path, "add", json!([1, 1])).await.unwrap(),
+        json!(2)
+    );
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn stale_socket_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_path(dir.path(), "stale");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // A socket file nobody listens on any more, as a crashed daemon leaves behind.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+
+    let s = start_at(&path).await;
+    assert_eq!(
+        client::call(&s.path, "add", json!([4, 4])).await.unwrap(),
+        json!(8)
+    );
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn second_server_on_live_socket_is_refused() {
+    let s = start().await;
+    let err = MgmtServer::bind_unix(&s.path, RpcModule::new(()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WebError::AlreadyRunning { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("another weft daemon is using session test0"),
+        "{msg}"
+    );
+    // The first server is untouched, socket file included.
+    assert_eq!(
+        blocking(&s.path, "add", json!([1, 2])).await.unwrap(),
+        json!(3)
+    );
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn non_socket_file_is_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_path(dir.path(), "file");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "precious").unwrap();
+    let err = MgmtServer::bind_unix(&path, RpcModule::new(()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WebError::NotASocket(_)), "{err:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+}
+
+#[tokio::test]
+async fn socket_removed_after_shutdown() {
+    let s = start().await;
+    let path = s.path.clone();
+    assert!(path.exists());
+    s.shutdown().await.unwrap();
+    assert!(!path.exists());
+    let err = client::call(&path, "echo", json!([])).await.unwrap_err();
+    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    let err = blocking(&path, "echo", json!([])).await.unwrap_err();
+    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn dropping_unserved_server_removes_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_path(dir.path(), "unserved");
+    let server = MgmtServer::bind_unix(&path, RpcModule::new(()))
+        .await
+        .unwrap();
+    assert!(path.exists());
+    drop(server);
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn socket_and_directory_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Missing intermediate directories are created too.
+    let path = socket_path(&dir.path().join("run").join("weft"), "modes");
+    let s = start_at(&path).await;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&path), 0o660);
+    assert_eq!(mode(path.parent().unwrap()), 0o750);
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn blocking_client_times_out_on_silent_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("silent");
+    // Accepts (via the backlog) but never answers.
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let started = std::time::Instant::now();
+    let err = tokio::task::spawn_blocking(move || {
+        client::call_blocking(&path, "echo", json!([]), Duration::from_millis(300))
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
