@@ -1,1 +1,25 @@
-//! placeholder
+//! The Weft protocol core, sans-IO.
+//!
+//! Wire format ([`wire`]), keys ([`keys`]), the Noise handshake ([`handshake`]), transport sessions with a
+//! replay window ([`session`], [`replay`]), and the state machines of an edge ([`edge`]) and a supernode
+//! ([`supernode`]). Nothing here opens a socket, reads a clock or spawns a task: the daemons drive these
+//! types with datagrams, frames and the current time, and the simulator in `tests/sim.rs` drives them with
+//! a virtual network and virtual time. `PROTOCOL.md` in this crate specifies the wire protocol.
+#![warn(missing_docs)]
+
+pub mod edge;
+pub mod handshake;
+pub mod keys;
+pub mod replay;
+pub mod session;
+pub mod supernode;
+pub mod wire;
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub dest: std::net::SocketAddr,
+    /// The bytes.
+    pub payload: Vec<u8>,
+}

@@ -1,0 +1,171 @@
+//! What an edge knows about one other edge: its identity and addresses, its sessions, the path in use and
+//! the direct-path probing state.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::handshake::Initiator;
+use crate::keys::PublicKey;
+use crate::session::Session;
+use crate::wire::{Ipv4Net, MacAddr};
+
+/// The path packets to a peer take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// No path yet (no supernode registered and no direct address known).
+    None,
+    /// Straight to the peer at this address.
+    Direct(SocketAddr),
+    /// Through the supernode at this address.
+    Relayed(SocketAddr),
+}
+
+impl Path {
+    /// Whether the path is direct.
+    pub fn is_direct(&self) -> bool {
+        matches!(self, Path::Direct(_))
+    }
+}
+
+/// A peer's state as shown to people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Known, no working session.
+    Connecting,
+    /// A session is established.
+    Up,
+}
+
+/// A handshake we initiated and wait on.
+pub(crate) struct Pending {
+    pub initiator: Initiator,
+    pub local_index: u32,
+    pub sent_at: Instant,
+}
+
+/// Direct-path probing while the peer is not direct.
+pub(crate) struct Probing {
+    /// When the next round of probes goes out.
+    pub next_at: Instant,
+    /// The current interval between rounds.
+    pub interval: Duration,
+    /// The nonce of the current round; replies echo it.
+    pub nonce: [u8; 8],
+    /// When the current round was sent (for the RTT of a reply).
+    pub sent_at: Instant,
+}
+
+/// Counters for one peer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerCounters {
+    /// Data packets received (any kind).
+    pub rx_packets: u64,
+    /// Data packets sent (any kind).
+    pub tx_packets: u64,
+    /// Ethernet bytes received.
+    pub rx_bytes: u64,
+    /// Ethernet bytes sent.
+    pub tx_bytes: u64,
+}
+
+pub(crate) struct Peer {
+    pub key: PublicKey,
+    pub mac: Option<MacAddr>,
+    pub ip: Option<Ipv4Net>,
+    pub description: String,
+    /// Direct-path candidates: the address the supernode saw, the peer's local addresses, and addresses
+    /// authenticated packets arrived from (peer-reflexive).
+    pub candidates: Vec<SocketAddr>,
+    pub current: Option<Session>,
+    pub previous: Option<Session>,
+    /// A session we answered and the initiator has not used yet.
+    pub next: Option<Session>,
+    pub pending: Option<Pending>,
+    pub handshake_attempts: u32,
+    /// Greatest handshake timestamp accepted from this peer.
+    pub last_init_timestamp: u64,
+    pub path: Path,
+    pub probing: Probing,
+    pub created: Instant,
+    pub last_rx: Option<Instant>,
+    pub last_direct_rx: Option<Instant>,
+    pub last_tx: Instant,
+    pub rtt: Option<Duration>,
+    pub queued: VecDeque<Vec<u8>>,
+    pub up: bool,
+    pub counters: PeerCounters,
+}
+
+/// At most this many candidates per peer.
+pub(crate) const MAX_CANDIDATES: usize = 12;
+
+impl Peer {
+    pub fn new(key: PublicKey, now: Instant, probe_first: Duration) -> Peer {
+        Peer {
+            key,
+            mac: None,
+            ip: None,
+            description: String::new(),
+            candidates: Vec::new(),
+            current: None,
+            previous: None,
+            next: None,
+            pending: None,
+            handshake_attempts: 0,
+            last_init_timestamp: 0,
+            path: Path::None,
+            probing: Probing {
+                next_at: now,
+                interval: probe_first,
+                nonce: [0; 8],
+                sent_at: now,
+            },
+            created: now,
+            last_rx: None,
+            last_direct_rx: None,
+            last_tx: now,
+            rtt: None,
+            queued: VecDeque::new(),
+            up: false,
+            counters: PeerCounters::default(),
+        }
+    }
+
+    /// Adds a direct-path candidate (bounded; the oldest peer-reflexive entries give way).
+    pub fn add_candidate(&mut self, addr: SocketAddr) {
+        if addr.port() == 0 || addr.ip().is_unspecified() || self.candidates.contains(&addr) {
+            return;
+        }
+        if self.candidates.len() >= MAX_CANDIDATES {
+            self.candidates.remove(0);
+        }
+        self.candidates.push(addr);
+    }
+
+    /// Restarts probing from the first, fastest interval.
+    pub fn restart_probing(&mut self, now: Instant, first: Duration) {
+        self.probing.next_at = now;
+        self.probing.interval = first;
+    }
+
+    pub fn state(&self) -> PeerState {
+        if self.current.is_some() {
+            PeerState::Up
+        } else {
+            PeerState::Connecting
+        }
+    }
+
+    /// Local indices of all live sessions and the pending handshake, for cleaning up the index map.
+    pub fn indices(&self) -> Vec<u32> {
+        let mut v = Vec::with_capacity(4);
+        for s in [&self.current, &self.previous, &self.next].into_iter().flatten() {
+            v.push(s.local_index);
+        }
+        if let Some(p) = &self.pending {
+            v.push(p.local_index);
+        }
+        v
+    }
+}

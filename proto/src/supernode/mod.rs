@@ -1,0 +1,511 @@
+//! The supernode state machine: admits edges into communities, tells them about each other, coordinates
+//! hole punching, relays sealed packets between edges that cannot reach each other, and leases virtual
+//! addresses. Sans-IO like the edge: datagrams and time in, datagrams and events out.
+//!
+//! What a supernode can and cannot do is the point of its design: it checks admission proofs (when it was
+//! given a community's admission key) and forwards edge-to-edge packets untouched; it never has the edge
+//! PSK, so it cannot complete a handshake with an edge, read a frame or forge one.
+//!
+//! Relaying is not open: a relay request is only served when it comes from the address of a current
+//! registration, and only towards an edge of the same community.
+
+mod leases;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub use leases::{Lease, Leases};
+
+use crate::keys::{AdmissionKey, CommunityId, PeerTag, PublicKey};
+use crate::wire::{
+    self, Ipv4Net, MacAddr, Message, MsgType, NakReason, PeerInfo, Register, RegisterAck,
+    RegisterNak, ADMISSION_TAG_LEN,
+};
+use crate::Transmit;
+
+/// Which communities a supernode admits.
+#[derive(Clone, Default)]
+pub struct AdmissionPolicy {
+    /// Admit communities not in `listed` (without any proof: the supernode cannot check one).
+    pub open: bool,
+    /// Known communities by id: their name (for display) and, optionally, the admission key an edge must
+    /// prove it holds.
+    pub listed: HashMap<CommunityId, (String, Option<AdmissionKey>)>,
+}
+
+impl AdmissionPolicy {
+    /// Admit everyone.
+    pub fn open() -> AdmissionPolicy {
+        AdmissionPolicy {
+            open: true,
+            listed: HashMap::new(),
+        }
+    }
+}
+
+/// Supernode configuration.
+#[derive(Clone)]
+pub struct SupernodeConfig {
+    /// Admission policy.
+    pub policy: AdmissionPolicy,
+    /// First address of the pool for assigned addresses.
+    pub pool_min: Ipv4Addr,
+    /// Last address of the pool.
+    pub pool_max: Ipv4Addr,
+    /// Prefix length of each community's subnet.
+    pub pool_prefix: u8,
+    /// An edge that has not refreshed its registration for this long is forgotten.
+    pub edge_expiry: Duration,
+    /// Most edges served at once (all communities).
+    pub max_edges: usize,
+    /// Most communities served at once.
+    pub max_communities: usize,
+    /// Random per start; tells edges the supernode restarted.
+    pub boot_id: u64,
+}
+
+impl Default for SupernodeConfig {
+    fn default() -> Self {
+        SupernodeConfig {
+            policy: AdmissionPolicy::open(),
+            pool_min: Ipv4Addr::new(10, 128, 0, 0),
+            pool_max: Ipv4Addr::new(10, 255, 255, 0),
+            pool_prefix: 24,
+            edge_expiry: Duration::from_secs(65),
+            max_edges: 100_000,
+            max_communities: 10_000,
+            boot_id: 0,
+        }
+    }
+}
+
+/// What happened, one log line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupernodeEvent {
+    /// An edge registered for the first time, or from a new address.
+    EdgeRegistered {
+        /// Its community.
+        community: CommunityId,
+        /// Its identity.
+        edge: PublicKey,
+        /// Where it registered from.
+        addr: SocketAddr,
+        /// Whether it moved (was registered from another address).
+        moved: bool,
+    },
+    /// A registration was refused.
+    RegistrationRefused {
+        /// The community it asked for.
+        community: CommunityId,
+        /// Where it came from.
+        addr: SocketAddr,
+        /// Why.
+        reason: NakReason,
+    },
+    /// An edge stopped refreshing and was forgotten.
+    EdgeExpired {
+        /// Its community.
+        community: CommunityId,
+        /// Its identity.
+        edge: PublicKey,
+    },
+}
+
+/// Supernode counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SupernodeStats {
+    /// Registrations accepted (including refreshes).
+    pub registrations: u64,
+    /// Registrations refused.
+    pub rejected_registrations: u64,
+    /// Edge-to-edge packets relayed.
+    pub relayed_packets: u64,
+    /// Bytes of edge-to-edge packets relayed.
+    pub relayed_bytes: u64,
+    /// Datagrams dropped (malformed, replayed, from unknown senders, for unknown destinations).
+    pub dropped_packets: u64,
+    /// Punch coordinations performed.
+    pub punches: u64,
+}
+
+/// One registered edge as the status API shows it.
+#[derive(Debug, Clone)]
+pub struct EdgeRecord {
+    /// Its community.
+    pub community: CommunityId,
+    /// Its identity.
+    pub key: PublicKey,
+    /// The address its registrations come from.
+    pub addr: SocketAddr,
+    /// Its local addresses.
+    pub local_addrs: Vec<SocketAddr>,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// Its virtual address.
+    pub ip: Option<Ipv4Net>,
+    /// Its description.
+    pub description: String,
+    /// Last registration.
+    pub last_seen: Instant,
+    counter: u64,
+}
+
+#[derive(Default)]
+struct Community {
+    edges: HashMap<PublicKey, EdgeRecord>,
+    by_tag: HashMap<PeerTag, PublicKey>,
+}
+
+/// The supernode state machine. See the module documentation.
+pub struct Supernode {
+    cfg: SupernodeConfig,
+    communities: HashMap<CommunityId, Community>,
+    by_addr: HashMap<SocketAddr, (CommunityId, PublicKey)>,
+    leases: Leases,
+    total_edges: usize,
+    next_sweep: Instant,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SupernodeEvent>,
+    stats: SupernodeStats,
+}
+
+const MAX_OUTPUT_QUEUE: usize = 65536;
+
+impl Supernode {
+    /// A new supernode with persisted `leases` restored.
+    pub fn new(cfg: SupernodeConfig, now: Instant, leases: Vec<Lease>) -> Supernode {
+        let mut l = Leases::new(cfg.pool_min, cfg.pool_max, cfg.pool_prefix);
+        l.restore(leases);
+        Supernode {
+            leases: l,
+            communities: HashMap::new(),
+            by_addr: HashMap::new(),
+            total_edges: 0,
+            next_sweep: now + Duration::from_secs(1),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SupernodeStats::default(),
+            cfg,
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<SupernodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Supernode::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_sweep
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SupernodeStats {
+        self.stats
+    }
+
+    /// The current leases, if they changed since the last call (for the daemon to persist).
+    pub fn take_changed_leases(&mut self) -> Option<Vec<Lease>> {
+        self.leases.take_changed().then(|| self.leases.all())
+    }
+
+    /// Replaces the admission policy (the daemon reloads its community file).
+    pub fn set_policy(&mut self, policy: AdmissionPolicy) {
+        self.cfg.policy = policy;
+    }
+
+    /// The display name of a community, if the policy lists it.
+    pub fn community_name(&self, id: &CommunityId) -> Option<&str> {
+        self.cfg.policy.listed.get(id).map(|(n, _)| n.as_str())
+    }
+
+    /// Communities with at least one edge, and their edge counts.
+    pub fn communities(&self) -> Vec<(CommunityId, usize)> {
+        let mut v: Vec<_> = self
+            .communities
+            .iter()
+            .map(|(id, c)| (*id, c.edges.len()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every registered edge.
+    pub fn edges(&self) -> Vec<EdgeRecord> {
+        let mut v: Vec<EdgeRecord> = self
+            .communities
+            .values()
+            .flat_map(|c| c.edges.values().cloned())
+            .collect();
+        v.sort_by_key(|e| (e.community, e.key));
+        v
+    }
+
+    fn push(&mut self, dest: SocketAddr, payload: Vec<u8>) {
+        if self.transmits.len() >= MAX_OUTPUT_QUEUE {
+            self.transmits.pop_front();
+        }
+        self.transmits.push_back(Transmit { dest, payload });
+    }
+
+    /// Handles one datagram.
+    pub fn handle_udp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let msg = match wire::decode(data) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.dropped_packets += 1;
+                return;
+            }
+        };
+        match msg {
+            Message::Register(reg) => self.on_register(now, from, reg, data),
+            Message::PunchRequest(p) => self.on_punch_request(from, p),
+            Message::Relay { dest, inner } => self.on_relay(from, dest, inner),
+            _ => self.stats.dropped_packets += 1,
+        }
+    }
+
+    fn nak(&mut self, from: SocketAddr, reg: &Register, reason: NakReason) {
+        self.stats.rejected_registrations += 1;
+        self.events.push_back(SupernodeEvent::RegistrationRefused {
+            community: reg.community,
+            addr: from,
+            reason,
+        });
+        let mut buf = Vec::new();
+        RegisterNak {
+            community: reg.community,
+            public_key: reg.public_key,
+            counter: reg.counter,
+            reason,
+        }
+        .encode(&mut buf);
+        self.push(from, buf);
+    }
+
+    fn on_register(&mut self, now: Instant, from: SocketAddr, reg: Register, raw: &[u8]) {
+        // Admission.
+        match self.cfg.policy.listed.get(&reg.community) {
+            Some((_, Some(key))) => {
+                let signed = &raw[..raw.len() - ADMISSION_TAG_LEN];
+                if !key.verify(signed, &reg.admission_tag) {
+                    return self.nak(from, &reg, NakReason::BadAdmissionProof);
+                }
+            }
+            Some((_, None)) => {}
+            None if self.cfg.policy.open => {}
+            None => return self.nak(from, &reg, NakReason::CommunityNotAllowed),
+        }
+        let existing = self
+            .communities
+            .get(&reg.community)
+            .and_then(|c| c.edges.get(&reg.public_key));
+        if let Some(e) = existing {
+            if reg.counter <= e.counter {
+                // A replay (or a reordered older registration): ignore it.
+                self.stats.dropped_packets += 1;
+                return;
+            }
+        } else {
+            if self.total_edges >= self.cfg.max_edges
+                || (!self.communities.contains_key(&reg.community)
+                    && self.communities.len() >= self.cfg.max_communities)
+            {
+                return self.nak(from, &reg, NakReason::NoCapacity);
+            }
+        }
+        let ip = if reg.wants_ip {
+            match self.leases.lease(reg.community, reg.public_key) {
+                Some(ip) => Some(ip),
+                None => return self.nak(from, &reg, NakReason::PoolExhausted),
+            }
+        } else {
+            reg.static_ip
+        };
+        let community = self.communities.entry(reg.community).or_default();
+        let old = community.edges.get(&reg.public_key);
+        let is_new = old.is_none();
+        let moved = old.is_some_and(|e| e.addr != from || e.local_addrs != reg.local_addrs);
+        if let Some(old) = old {
+            if old.addr != from {
+                self.by_addr.remove(&old.addr);
+            }
+        } else {
+            self.total_edges += 1;
+        }
+        let record = EdgeRecord {
+            community: reg.community,
+            key: reg.public_key,
+            addr: from,
+            local_addrs: reg.local_addrs.clone(),
+            mac: reg.mac,
+            ip,
+            description: reg.description.clone(),
+            last_seen: now,
+            counter: reg.counter,
+        };
+        community.by_tag.insert(reg.public_key.tag(), reg.public_key);
+        community.edges.insert(reg.public_key, record);
+        if let Some((c, k)) = self.by_addr.insert(from, (reg.community, reg.public_key)) {
+            if (c, k) != (reg.community, reg.public_key) {
+                // Another edge held this address (a NAT reused the mapping): it has moved or gone.
+                if let Some(other) = self.communities.get_mut(&c).and_then(|c| c.edges.get_mut(&k)) {
+                    other.addr = SocketAddr::from(([0, 0, 0, 0], 0));
+                }
+            }
+        }
+        self.stats.registrations += 1;
+        let mut ack = Vec::new();
+        RegisterAck {
+            community: reg.community,
+            public_key: reg.public_key,
+            counter: reg.counter,
+            observed: from,
+            assigned_ip: if reg.wants_ip { ip } else { None },
+            lifetime_secs: self.cfg.edge_expiry.as_secs().min(u16::MAX as u64) as u16,
+            boot_id: self.cfg.boot_id,
+        }
+        .encode(&mut ack);
+        self.push(from, ack);
+        if is_new || moved {
+            self.events.push_back(SupernodeEvent::EdgeRegistered {
+                community: reg.community,
+                edge: reg.public_key,
+                addr: from,
+                moved,
+            });
+            // Introduce the newcomer and everyone else to each other, at the same moment: both sides start
+            // handshaking and probing together, which is what opens both NATs.
+            self.introduce_all(reg.community, reg.public_key, true);
+        } else if reg.wants_peers {
+            self.introduce_all(reg.community, reg.public_key, false);
+        }
+    }
+
+    /// Sends `key` peer info about every other edge of its community; when `mutual`, also tells every other
+    /// edge about `key`.
+    fn introduce_all(&mut self, community: CommunityId, key: PublicKey, mutual: bool) {
+        let Some(c) = self.communities.get(&community) else {
+            return;
+        };
+        let Some(me) = c.edges.get(&key) else {
+            return;
+        };
+        let mut out = Vec::new();
+        for other in c.edges.values() {
+            if other.key == key || other.addr.port() == 0 {
+                continue;
+            }
+            out.push((me.addr, peer_info(other, mutual)));
+            if mutual {
+                out.push((other.addr, peer_info(me, true)));
+            }
+        }
+        for (dest, info) in out {
+            let mut buf = Vec::new();
+            info.encode(&mut buf);
+            self.push(dest, buf);
+        }
+    }
+
+    fn on_punch_request(&mut self, from: SocketAddr, req: wire::PunchRequest) {
+        if self.by_addr.get(&from) != Some(&(req.community, req.from)) {
+            self.stats.dropped_packets += 1;
+            return;
+        }
+        let Some(c) = self.communities.get(&req.community) else {
+            return;
+        };
+        let (Some(a), Some(b)) = (c.edges.get(&req.from), c.edges.get(&req.target)) else {
+            self.stats.dropped_packets += 1;
+            return;
+        };
+        let msgs = [(a.addr, peer_info(b, true)), (b.addr, peer_info(a, true))];
+        self.stats.punches += 1;
+        for (dest, info) in msgs {
+            let mut buf = Vec::new();
+            info.encode(&mut buf);
+            self.push(dest, buf);
+        }
+    }
+
+    fn on_relay(&mut self, from: SocketAddr, dest: PeerTag, inner: &[u8]) {
+        let Some(&(community, src)) = self.by_addr.get(&from) else {
+            // Not registered (perhaps we restarted): say so, so the edge registers again at once.
+            self.stats.dropped_packets += 1;
+            let mut buf = Vec::new();
+            wire::encode_unknown_sender(&mut buf);
+            self.push(from, buf);
+            return;
+        };
+        let Some(to) = self
+            .communities
+            .get(&community)
+            .and_then(|c| c.by_tag.get(&dest).and_then(|k| c.edges.get(k)))
+            .map(|e| e.addr)
+        else {
+            self.stats.dropped_packets += 1;
+            return;
+        };
+        if to.port() == 0 || to == from {
+            self.stats.dropped_packets += 1;
+            return;
+        }
+        let mut buf = Vec::with_capacity(wire::RELAY_HEADER_LEN + inner.len());
+        wire::encode_relay_header(MsgType::Relayed, src.tag(), &mut buf);
+        buf.extend_from_slice(inner);
+        self.stats.relayed_packets += 1;
+        self.stats.relayed_bytes += inner.len() as u64;
+        self.push(to, buf);
+    }
+
+    /// Expires edges that stopped refreshing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + Duration::from_secs(1);
+        let expiry = self.cfg.edge_expiry;
+        let mut gone = Vec::new();
+        for (id, c) in &mut self.communities {
+            c.edges.retain(|k, e| {
+                let keep = now.saturating_duration_since(e.last_seen) < expiry;
+                if !keep {
+                    gone.push((*id, *k, e.addr));
+                }
+                keep
+            });
+        }
+        for (community, edge, addr) in gone {
+            self.total_edges -= 1;
+            if self.by_addr.get(&addr) == Some(&(community, edge)) {
+                self.by_addr.remove(&addr);
+            }
+            if let Some(c) = self.communities.get_mut(&community) {
+                c.by_tag.remove(&edge.tag());
+            }
+            self.events
+                .push_back(SupernodeEvent::EdgeExpired { community, edge });
+        }
+        self.communities.retain(|_, c| !c.edges.is_empty());
+    }
+}
+
+fn peer_info(e: &EdgeRecord, punch: bool) -> PeerInfo {
+    PeerInfo {
+        community: e.community,
+        punch,
+        public_key: e.key,
+        mac: e.mac,
+        ip: e.ip,
+        observed: e.addr,
+        local_addrs: e.local_addrs.clone(),
+        description: e.description.clone(),
+    }
+}
