@@ -1,0 +1,217 @@
+//! The edge's event loop: the thin I/O shell around `weft_proto::edge::Edge`.
+//!
+//! One task owns the state machine, the UDP socket and the TAP device, and waits on whichever is ready
+//! first: a datagram, a frame, the machine's next timer, or a management query. After each wake-up it
+//! drains everything already queued in the kernel without waiting (up to a batch), then flushes what the
+//! machine produced. One thread: on small machines handing packets between threads costs more than it
+//! gives (see shared/testbed/NOTES.md), and the batch boundaries are where sendmmsg/recvmmsg and GSO will
+//! slot in.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tun_rs::AsyncDevice;
+use weft_proto::edge::{Edge, EdgeStats, Event, Path, PeerStatus, SupernodeStatus};
+use weft_proto::wire::Ipv4Net;
+
+use crate::tap;
+
+/// A question the management server asks the loop.
+pub enum Query {
+    Info(oneshot::Sender<InfoSnapshot>),
+    Peers(oneshot::Sender<(Instant, Vec<PeerStatus>)>),
+}
+
+/// The parts of the edge's state `get_info` reports.
+pub struct InfoSnapshot {
+    pub public_key: String,
+    pub mac: String,
+    pub ip: Option<Ipv4Net>,
+    pub registered: bool,
+    pub observed: Option<SocketAddr>,
+    pub supernodes: Vec<SupernodeStatus>,
+    pub stats: EdgeStats,
+    pub now: Instant,
+}
+
+/// Datagrams or frames handled per wake-up before yielding to the other sources.
+const BATCH: usize = 64;
+/// Largest datagram we accept (a jumbo TAP MTU plus headers).
+const MAX_DATAGRAM: usize = 65536;
+
+/// Creates the UDP socket with deliberately sized buffers: most loss in user-space VPNs here was the
+/// receive buffer overflowing (shared/testbed/NOTES.md).
+pub fn bind_udp(addr: SocketAddr) -> Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = sock.set_recv_buffer_size(4 << 20);
+    let _ = sock.set_send_buffer_size(4 << 20);
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())
+        .with_context(|| format!("cannot bind UDP {addr}"))?;
+    Ok(UdpSocket::from_std(sock.into())?)
+}
+
+/// Runs until `shutdown` fires.
+pub async fn run(
+    mut edge: Edge,
+    udp: UdpSocket,
+    dev: AsyncDevice,
+    mut queries: mpsc::Receiver<Query>,
+    mut shutdown: oneshot::Receiver<()>,
+) -> Result<()> {
+    let mut ubuf = vec![0u8; MAX_DATAGRAM];
+    let mut tbuf = vec![0u8; MAX_DATAGRAM];
+    flush(&mut edge, &udp, &dev).await;
+    loop {
+        let deadline = tokio::time::Instant::from_std(edge.poll_timeout());
+        tokio::select! {
+            _ = &mut shutdown => break,
+            r = udp.recv_from(&mut ubuf) => {
+                let now = Instant::now();
+                match r {
+                    Ok((n, from)) => edge.handle_udp(now, from, &mut ubuf[..n]),
+                    Err(e) => tracing::debug!("udp receive: {e}"),
+                }
+                for _ in 1..BATCH {
+                    match udp.try_recv_from(&mut ubuf) {
+                        Ok((n, from)) => edge.handle_udp(now, from, &mut ubuf[..n]),
+                        Err(_) => break,
+                    }
+                }
+            }
+            r = dev.recv(&mut tbuf) => {
+                let now = Instant::now();
+                match r {
+                    Ok(n) => edge.handle_tap_frame(now, &tbuf[..n]),
+                    Err(e) => tracing::debug!("tap receive: {e}"),
+                }
+                for _ in 1..BATCH {
+                    match dev.try_recv(&mut tbuf) {
+                        Ok(n) => edge.handle_tap_frame(now, &tbuf[..n]),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => edge.handle_timeout(Instant::now()),
+            Some(q) = queries.recv() => answer(&edge, q),
+        }
+        flush(&mut edge, &udp, &dev).await;
+    }
+    Ok(())
+}
+
+fn answer(edge: &Edge, q: Query) {
+    let now = Instant::now();
+    match q {
+        Query::Info(tx) => {
+            let _ = tx.send(InfoSnapshot {
+                public_key: edge.public_key().to_string(),
+                mac: edge.config().mac.to_string(),
+                ip: edge.address(),
+                registered: edge.is_registered(),
+                observed: edge.observed_address(),
+                supernodes: edge.supernodes(),
+                stats: edge.stats(),
+                now,
+            });
+        }
+        Query::Peers(tx) => {
+            let _ = tx.send((now, edge.peers()));
+        }
+    }
+}
+
+async fn flush(edge: &mut Edge, udp: &UdpSocket, dev: &AsyncDevice) {
+    while let Some(t) = edge.poll_transmit() {
+        if let Err(e) = udp.send_to(&t.payload, t.dest).await {
+            // Unreachable networks and the like: the protocol's timers deal with lost packets.
+            tracing::debug!("udp send to {}: {e}", t.dest);
+        }
+    }
+    while let Some(frame) = edge.poll_tap() {
+        if let Err(e) = dev.send(&frame).await {
+            tracing::debug!("tap send: {e}");
+        }
+    }
+    while let Some(ev) = edge.poll_event() {
+        log_event(edge, &ev);
+        if let Event::AddressAssigned(net) = ev {
+            if let Err(e) = tap::set_address(dev, net) {
+                tracing::error!("cannot set the TAP address to {net}: {e}");
+            }
+        }
+    }
+}
+
+fn peer_name(edge: &Edge, key: &weft_proto::keys::PublicKey) -> String {
+    let desc = edge
+        .peers()
+        .into_iter()
+        .find(|p| &p.public_key == key)
+        .map(|p| p.description)
+        .unwrap_or_default();
+    if desc.is_empty() {
+        format!("{key:?}")
+    } else {
+        format!("{desc} ({key:?})")
+    }
+}
+
+fn path_text(p: &Path) -> String {
+    match p {
+        Path::Direct(a) => format!("direct {a}"),
+        Path::Relayed(sn) => format!("relayed via supernode {sn}"),
+        Path::None => "none".into(),
+    }
+}
+
+/// One line per state change worth knowing.
+fn log_event(edge: &Edge, ev: &Event) {
+    match ev {
+        Event::Registered {
+            supernode,
+            observed,
+        } => tracing::info!("registered with supernode {supernode}, public address {observed}"),
+        Event::SupernodeRestarted { supernode } => {
+            tracing::info!("supernode {supernode} restarted; registered again")
+        }
+        Event::RegistrationLost { supernode } => {
+            tracing::warn!("supernode {supernode} stopped answering")
+        }
+        Event::RegistrationRefused { supernode, reason } => {
+            tracing::error!("supernode {supernode} refused registration: {reason:?} (check [community] name and key)")
+        }
+        Event::AddressAssigned(net) => tracing::info!("virtual address {net} assigned"),
+        Event::PeerUp { peer, path, .. } => {
+            tracing::info!(
+                "peer {} up, path {}",
+                peer_name(edge, peer),
+                path_text(path)
+            )
+        }
+        Event::PathChanged { peer, path } => {
+            tracing::info!("peer {} path {}", peer_name(edge, peer), path_text(path))
+        }
+        Event::PeerDown { peer } => {
+            tracing::info!("peer {} down (session expired)", peer_name(edge, peer))
+        }
+        Event::PeerGone { peer } => tracing::info!("peer {peer:?} gone"),
+    }
+}
+
+/// Milliseconds since `t`, for status output.
+pub fn ms_since(now: Instant, t: Option<Instant>) -> Option<u64> {
+    t.map(|t| now.saturating_duration_since(t).as_millis() as u64)
+}
+
+/// Wall-clock microseconds since the Unix epoch, for the protocol's monotonic counters.
+pub fn wall_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_micros() as u64
+}

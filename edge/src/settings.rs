@@ -1,0 +1,336 @@
+//! The edge's options (the `help config` table) and their translation into typed settings.
+//!
+//! Option names follow n3n's where the meaning is the same, so an n3n user's file mostly carries over.
+
+// Config errors carry their origin by value and are built once per start: size does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use weft_config::{Config, ConfigError, OptionSpec, Schema};
+use weft_proto::wire::{Ipv4Net, MacAddr};
+
+/// The UDP port supernodes listen on unless told otherwise (n3n uses 7654; we differ on purpose).
+pub const DEFAULT_SUPERNODE_PORT: u16 = 7700;
+
+/// Every option weft-edge understands.
+pub const SCHEMA: Schema = Schema {
+    program: "weft-edge",
+    options: &[
+        OptionSpec::new("community", "name", "Name of the community (the virtual Ethernet segment) to join. Required."),
+        OptionSpec::new("community", "key", "The community secret. Also read from the environment variable WEFT_KEY, or from key_file.").secret(),
+        OptionSpec::new("community", "key_file", "A file whose first line is the community secret."),
+        OptionSpec::new("community", "supernode", "A supernode to register with, as host:port (port 7700 when omitted). Repeatable; at least one is required.").repeatable(),
+        OptionSpec::new("tuntap", "name", "Name of the TAP device. Default: weft-<session>, cut to 15 characters."),
+        OptionSpec::new("tuntap", "address", "The virtual IPv4 address with prefix length, e.g. 10.0.0.1/24 (address_mode=static)."),
+        OptionSpec::new("tuntap", "address_mode", "static: use address; auto: the supernode assigns one; dhcp: the device comes up without an IPv4 address for a DHCP client. Default: static when address is set, else auto."),
+        OptionSpec::new("tuntap", "macaddr", "MAC address of the TAP device. Default: derived from this edge's identity key, so it is stable across restarts."),
+        OptionSpec::new("tuntap", "mtu", "MTU of the TAP device. 1400 leaves room for the 32-byte tunnel and 12-byte relay headers on a 1500-byte IPv4 underlay.").default("1400"),
+        OptionSpec::new("tuntap", "description", "A description shown to peers and in status. Default: the host name."),
+        OptionSpec::new("connection", "bind", "Local UDP address and port, [addr]:port; port 0 picks a free port.").default("0.0.0.0:0"),
+        OptionSpec::new("connection", "allow_p2p", "Try direct paths to peers. false sends all traffic through the supernode.").default("true"),
+        OptionSpec::new("connection", "register_interval", "Seconds between registration refreshes with each supernode.").default("20"),
+        OptionSpec::new("connection", "advertise", "A local address (ip or ip:port) to offer peers as a direct-path candidate. Repeatable. Default: every IPv4 address of this host's interfaces that are up, except loopback and the TAP device.").repeatable(),
+        OptionSpec::new("daemon", "state_dir", "Directory holding this edge's identity key. Default: /var/lib/weft/<session>."),
+        OptionSpec::new("daemon", "runtime_dir", "Directory for runtime files; the management socket is <runtime_dir>/<session>/mgmt.").default("/run/weft"),
+        OptionSpec::new("logging", "verbose", "Log level: 0 error, 1 warn, 2 info (one line per state change), 3 debug, 4 trace.").default("2"),
+    ],
+};
+
+/// How the TAP gets its IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressMode {
+    Static(Ipv4Net),
+    Auto,
+    Dhcp,
+}
+
+/// Typed settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub session: String,
+    pub community: String,
+    pub secret: Vec<u8>,
+    pub supernodes: Vec<String>,
+    pub tap_name: String,
+    pub address: AddressMode,
+    pub mac: Option<MacAddr>,
+    pub mtu: u16,
+    pub description: String,
+    pub bind: SocketAddr,
+    pub allow_p2p: bool,
+    pub register_interval: Duration,
+    pub advertise: Vec<Advertised>,
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+    pub verbose: u8,
+}
+
+/// An advertised local address, with or without a port (without: the bound port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advertised {
+    pub ip: IpAddr,
+    pub port: Option<u16>,
+}
+
+impl std::str::FromStr for Advertised {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(sa) = s.parse::<SocketAddr>() {
+            return Ok(Advertised {
+                ip: sa.ip(),
+                port: Some(sa.port()),
+            });
+        }
+        s.parse::<IpAddr>()
+            .map(|ip| Advertised { ip, port: None })
+            .map_err(|_| "expected an IP address or ip:port".to_string())
+    }
+}
+
+/// Reads the secret: command line / environment / file value of `key`, else `key_file`.
+fn secret(cfg: &Config) -> Result<Vec<u8>, ConfigError> {
+    if let Some(s) = cfg.get("community", "key") {
+        if s.value.is_empty() {
+            return Err(cfg.invalid("community", "key", "the secret is empty"));
+        }
+        return Ok(s.value.clone().into_bytes());
+    }
+    if let Some(path) = cfg.parse::<PathBuf>("community", "key_file")? {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            cfg.invalid(
+                "community",
+                "key_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let line = text.lines().next().unwrap_or("").trim_end();
+        if line.is_empty() {
+            return Err(cfg.invalid(
+                "community",
+                "key_file",
+                format!("{} holds no secret", path.display()),
+            ));
+        }
+        return Ok(line.as_bytes().to_vec());
+    }
+    Err(ConfigError::Missing {
+        section: "community".into(),
+        option: "key".into(),
+    })
+}
+
+fn default_tap_name(session: &str) -> String {
+    let mut n = format!("weft-{session}");
+    n.truncate(15);
+    n
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl Settings {
+    /// Typed settings from a loaded configuration; every error names where the bad value came from.
+    pub fn from_config(cfg: &Config) -> Result<Settings, ConfigError> {
+        let session = cfg.session().to_string();
+        let community: String = cfg.require("community", "name")?;
+        if community.is_empty() || community.len() > 64 {
+            return Err(cfg.invalid("community", "name", "must be 1 to 64 bytes long"));
+        }
+        let secret = secret(cfg)?;
+        let supernodes: Vec<String> = cfg.parse_all("community", "supernode")?;
+        if supernodes.is_empty() {
+            return Err(ConfigError::Missing {
+                section: "community".into(),
+                option: "supernode".into(),
+            });
+        }
+        let tap_name = cfg
+            .parse::<String>("tuntap", "name")?
+            .unwrap_or_else(|| default_tap_name(&session));
+        if tap_name.is_empty() || tap_name.len() > 15 || tap_name.contains(['/', ' ']) {
+            return Err(cfg.invalid(
+                "tuntap",
+                "name",
+                "must be 1 to 15 characters, no '/' or spaces",
+            ));
+        }
+        let static_addr: Option<Ipv4Net> = cfg.parse("tuntap", "address")?;
+        let address = match cfg.parse::<String>("tuntap", "address_mode")?.as_deref() {
+            None => match static_addr {
+                Some(n) => AddressMode::Static(n),
+                None => AddressMode::Auto,
+            },
+            Some("static") => match static_addr {
+                Some(n) => AddressMode::Static(n),
+                None => {
+                    return Err(cfg.invalid(
+                        "tuntap",
+                        "address_mode",
+                        "static needs [tuntap] address",
+                    ))
+                }
+            },
+            Some("auto") => AddressMode::Auto,
+            Some("dhcp") => AddressMode::Dhcp,
+            Some(_) => {
+                return Err(cfg.invalid("tuntap", "address_mode", "expected static, auto or dhcp"))
+            }
+        };
+        let mtu: u16 = cfg.require("tuntap", "mtu")?;
+        if !(576..=9000).contains(&mtu) {
+            return Err(cfg.invalid("tuntap", "mtu", "must be between 576 and 9000"));
+        }
+        let register_secs: u64 = cfg.require("connection", "register_interval")?;
+        if !(5..=3600).contains(&register_secs) {
+            return Err(cfg.invalid(
+                "connection",
+                "register_interval",
+                "must be between 5 and 3600 seconds",
+            ));
+        }
+        let verbose: u8 = cfg.require("logging", "verbose")?;
+        if verbose > 4 {
+            return Err(cfg.invalid("logging", "verbose", "must be 0 to 4"));
+        }
+        Ok(Settings {
+            community,
+            secret,
+            supernodes,
+            tap_name,
+            address,
+            mac: cfg.parse("tuntap", "macaddr")?,
+            mtu,
+            description: cfg
+                .parse::<String>("tuntap", "description")?
+                .unwrap_or_else(host_name),
+            bind: cfg.require("connection", "bind")?,
+            allow_p2p: cfg.parse_bool("connection", "allow_p2p")?.unwrap_or(true),
+            register_interval: Duration::from_secs(register_secs),
+            advertise: cfg.parse_all("connection", "advertise")?,
+            state_dir: cfg
+                .parse::<PathBuf>("daemon", "state_dir")?
+                .unwrap_or_else(|| PathBuf::from("/var/lib/weft").join(&session)),
+            runtime_dir: cfg.require("daemon", "runtime_dir")?,
+            verbose,
+            session,
+        })
+    }
+}
+
+/// Resolves `host[:port]` supernode names (port 7700 when omitted).
+pub async fn resolve_supernodes(names: &[String]) -> Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    for name in names {
+        let with_port = if name.parse::<SocketAddr>().is_ok() || has_port(name) {
+            name.clone()
+        } else {
+            format!("{name}:{DEFAULT_SUPERNODE_PORT}")
+        };
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&with_port)
+            .await
+            .with_context(|| format!("cannot resolve supernode '{name}'"))?
+            .collect();
+        // Prefer IPv4: the edge binds one socket, 0.0.0.0 by default.
+        match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
+            Some(a) => out.push(*a),
+            None => bail!("supernode '{name}' resolves to no address"),
+        }
+    }
+    Ok(out)
+}
+
+fn has_port(name: &str) -> bool {
+    match name.rsplit_once(':') {
+        Some((host, port)) => !host.contains(':') && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(text: &str, overrides: &[&str]) -> Result<Settings, ConfigError> {
+        let ov: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let cfg = Config::from_bytes(
+            &SCHEMA,
+            "home",
+            Some((Path::new("/etc/weft/home.conf"), text.as_bytes())),
+            &ov,
+        )?;
+        Settings::from_config(&cfg)
+    }
+
+    const MIN: &str = "[community]\nname=home\nkey=s3cret\nsupernode=sn.example:7700\n";
+
+    #[test]
+    fn schema_is_consistent() {
+        SCHEMA.check().unwrap();
+    }
+
+    #[test]
+    fn minimal_file_gives_defaults() {
+        let s = load(MIN, &[]).unwrap();
+        assert_eq!(s.tap_name, "weft-home");
+        assert_eq!(s.address, AddressMode::Auto);
+        assert_eq!(s.mtu, 1400);
+        assert_eq!(s.state_dir, PathBuf::from("/var/lib/weft/home"));
+        assert!(s.allow_p2p);
+        assert_eq!(s.secret, b"s3cret");
+    }
+
+    #[test]
+    fn static_address_and_overrides() {
+        let s = load(
+            &format!("{MIN}[tuntap]\naddress=10.0.0.1/24\n"),
+            &["tuntap.mtu=1300", "connection.allow_p2p=false"],
+        )
+        .unwrap();
+        assert_eq!(
+            s.address,
+            AddressMode::Static("10.0.0.1/24".parse().unwrap())
+        );
+        assert_eq!(s.mtu, 1300);
+        assert!(!s.allow_p2p);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_option() {
+        let e = load(&format!("{MIN}[tuntap]\nmtu=12\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/weft/home.conf:6") && e.contains("mtu"),
+            "{e}"
+        );
+        let e = load(&format!("{MIN}[tuntap]\naddress_mode=static\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("address_mode") && e.contains(":6"), "{e}");
+        let e = load("[community]\nname=x\nkey=k\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("supernode"), "{e}");
+        let e = load("[community]\nname=x\nsupernode=a\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key"), "{e}");
+    }
+
+    #[test]
+    fn advertise_parses_ip_and_ip_port() {
+        assert_eq!("10.0.0.1".parse::<Advertised>().unwrap().port, None);
+        assert_eq!("10.0.0.1:9".parse::<Advertised>().unwrap().port, Some(9));
+        assert!("nope".parse::<Advertised>().is_err());
+        assert!(has_port("sn.example:7700"));
+        assert!(!has_port("sn.example"));
+    }
+}

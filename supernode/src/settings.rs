@@ -1,0 +1,99 @@
+//! The supernode's options (the `help config` table) and their typed form.
+
+// Config errors carry their origin by value and are built once per start: size does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use weft_config::{Config, ConfigError, OptionSpec, Schema};
+
+/// Every option weft-supernode understands.
+pub const SCHEMA: Schema = Schema {
+    program: "weft-supernode",
+    options: &[
+        OptionSpec::new("connection", "bind", "UDP address and port to listen on, [addr]:port.").default("0.0.0.0:7700"),
+        OptionSpec::new("supernode", "community_file", "A file listing the communities this supernode serves, one per line: a name, optionally followed by its admission key (from `weft-edge admission-key NAME`), which edges must then prove they know. Without this option every community is admitted."),
+        OptionSpec::new("supernode", "auto_ip_min", "First address of the pool for addresses assigned to edges (address_mode=auto); each community gets a /24 inside the pool.").default("10.128.0.0"),
+        OptionSpec::new("supernode", "auto_ip_max", "Last address of that pool.").default("10.255.255.0"),
+        OptionSpec::new("daemon", "state_dir", "Directory holding persisted state (the address leases). Default: /var/lib/weft/<session>."),
+        OptionSpec::new("daemon", "runtime_dir", "Directory for runtime files; the management socket is <runtime_dir>/<session>/mgmt.").default("/run/weft"),
+        OptionSpec::new("logging", "verbose", "Log level: 0 error, 1 warn, 2 info (one line per state change), 3 debug, 4 trace.").default("2"),
+    ],
+};
+
+/// Typed settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub session: String,
+    pub bind: SocketAddr,
+    pub community_file: Option<PathBuf>,
+    pub pool_min: Ipv4Addr,
+    pub pool_max: Ipv4Addr,
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+    pub verbose: u8,
+}
+
+impl Settings {
+    /// Typed settings from a loaded configuration.
+    pub fn from_config(cfg: &Config) -> Result<Settings, ConfigError> {
+        let session = cfg.session().to_string();
+        let pool_min: Ipv4Addr = cfg.require("supernode", "auto_ip_min")?;
+        let pool_max: Ipv4Addr = cfg.require("supernode", "auto_ip_max")?;
+        if u32::from(pool_max) < u32::from(pool_min) {
+            return Err(cfg.invalid("supernode", "auto_ip_max", "is below auto_ip_min"));
+        }
+        let verbose: u8 = cfg.require("logging", "verbose")?;
+        if verbose > 4 {
+            return Err(cfg.invalid("logging", "verbose", "must be 0 to 4"));
+        }
+        Ok(Settings {
+            bind: cfg.require("connection", "bind")?,
+            community_file: cfg.parse("supernode", "community_file")?,
+            pool_min,
+            pool_max,
+            state_dir: cfg
+                .parse::<PathBuf>("daemon", "state_dir")?
+                .unwrap_or_else(|| PathBuf::from("/var/lib/weft").join(&session)),
+            runtime_dir: cfg.require("daemon", "runtime_dir")?,
+            verbose,
+            session,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(text: &str) -> Result<Settings, ConfigError> {
+        let cfg = Config::from_bytes(
+            &SCHEMA,
+            "sn",
+            Some((Path::new("/etc/weft/sn.conf"), text.as_bytes())),
+            &[],
+        )?;
+        Settings::from_config(&cfg)
+    }
+
+    #[test]
+    fn schema_is_consistent_and_defaults_apply() {
+        SCHEMA.check().unwrap();
+        let s = load("").unwrap();
+        assert_eq!(s.bind, "0.0.0.0:7700".parse().unwrap());
+        assert_eq!(s.community_file, None);
+        assert_eq!(s.state_dir, PathBuf::from("/var/lib/weft/sn"));
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        let e = load("[supernode]\nauto_ip_min=10.0.0.9\nauto_ip_max=10.0.0.1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sn.conf:3") && e.contains("auto_ip_max"), "{e}");
+        let e = load("[connection]\nbind=nope\n").unwrap_err().to_string();
+        assert!(e.contains("sn.conf:2") && e.contains("bind"), "{e}");
+    }
+}
