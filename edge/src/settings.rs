@@ -326,6 +326,15 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/examples/edge.conf");
+        let cfg = Config::load(&SCHEMA, "home", Some(&path), &[]).unwrap();
+        let s = Settings::from_config(&cfg).unwrap();
+        assert_eq!(s.community, "home");
+        assert_eq!(s.address, AddressMode::Auto);
+    }
+
+    #[test]
     fn advertise_parses_ip_and_ip_port() {
         assert_eq!("10.0.0.1".parse::<Advertised>().unwrap().port, None);
         assert_eq!("10.0.0.1:9".parse::<Advertised>().unwrap().port, Some(9));

@@ -88,6 +88,17 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_config_is_valid() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/examples/supernode.conf");
+        let cfg = Config::load(&SCHEMA, "supernode", Some(&path), &[]).unwrap();
+        assert_eq!(Settings::from_config(&cfg).unwrap().bind.port(), 7700);
+        let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/examples/communities");
+        let policy = crate::communities::load(&list).unwrap();
+        assert!(!policy.open);
+    }
+
+    #[test]
     fn bad_values_name_their_line() {
         let e = load("[supernode]\nauto_ip_min=10.0.0.9\nauto_ip_max=10.0.0.1\n")
             .unwrap_err()
