@@ -435,7 +435,10 @@ impl Daemon {
         let _ = c.kill();
         let st = c.wait().ok();
         if let Ok(mut log) = OpenOptions::new().append(true).open(&self.log) {
-            let _ = writeln!(log, "=== harness: no exit within 2 s of SIGTERM, sent SIGKILL");
+            let _ = writeln!(
+                log,
+                "=== harness: no exit within 2 s of SIGTERM, sent SIGKILL"
+            );
         }
         Ok(Stopped {
             status: st,
@@ -529,7 +532,16 @@ impl Edge {
                 };
                 let out = crate::cmd::run_ok(
                     "ip",
-                    &["-n", &self.ns, "-4", "-o", "addr", "show", "dev", self.tap()],
+                    &[
+                        "-n",
+                        &self.ns,
+                        "-4",
+                        "-o",
+                        "addr",
+                        "show",
+                        "dev",
+                        self.tap(),
+                    ],
                 )?;
                 if out.contains(&format!("inet {ip}/")) {
                     got = Some(ip);
@@ -601,4 +613,83 @@ impl Testbed {
             role: host.role.clone(),
         })
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// mesh helpers shared by the scenarios and the demo
+
+/// Every edge's peer table, for error messages.
+pub fn peer_tables(edges: &[&Edge]) -> String {
+    let mut s = String::new();
+    for e in edges {
+        match e.peers() {
+            Ok(peers) => {
+                s.push_str(&format!("  {}:", e.role));
+                if peers.is_empty() {
+                    s.push_str(" (no peers)");
+                }
+                for p in peers {
+                    s.push_str(&format!(
+                        " [{} {} {} {}]",
+                        p.name(),
+                        p.state,
+                        p.path,
+                        p.addr.unwrap_or_default()
+                    ));
+                }
+                s.push('\n');
+            }
+            Err(err) => s.push_str(&format!("  {}: get_edges failed: {err:#}\n", e.role)),
+        }
+    }
+    s
+}
+
+/// Waits until every edge lists every other one as `up` with the given path.
+pub fn wait_paths(
+    tb: &Testbed,
+    edges: &[&Edge],
+    path: &str,
+    timeout: Duration,
+) -> Result<Duration> {
+    let keys: Vec<String> = edges
+        .iter()
+        .map(|e| e.info().map(|i| i.public_key))
+        .collect::<Result<_>>()?;
+    tb.wait_until(
+        &format!("every edge to see every other as up with path {path}"),
+        timeout,
+        Duration::from_millis(100),
+        || {
+            for (i, e) in edges.iter().enumerate() {
+                let peers = e.peers()?;
+                for (j, k) in keys.iter().enumerate() {
+                    if i == j {
+                        continue;
+                    }
+                    match peers.iter().find(|p| &p.public_key == k) {
+                        Some(p) if p.state == "up" && p.path == path => {}
+                        _ => return Ok(false),
+                    }
+                }
+            }
+            Ok(true)
+        },
+    )
+    .with_context(|| format!("peer tables now:\n{}", peer_tables(edges)))
+}
+
+/// Pings until the first reply (retrying while the route is not there yet); returns the time.
+pub fn first_ping(tb: &Testbed, from: &Edge, to: Ipv4Addr, timeout: Duration) -> Result<Duration> {
+    let target = to.to_string();
+    tb.wait_until(
+        &format!("a first ping reply {} -> {to}", from.role),
+        timeout,
+        Duration::from_millis(100),
+        || {
+            from.ensure_running()?;
+            let p = crate::ping::ping(&from.ns, &target, 1, 0.1, 2, &[])?;
+            Ok(p.received >= 1)
+        },
+    )
 }

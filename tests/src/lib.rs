@@ -71,15 +71,27 @@ pub fn root_problem() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("needs root (CAP_NET_ADMIN) for network namespaces".into());
     }
-    match cmd::run("ip", &["netns", "list"], Duration::from_secs(10)) {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "needs root (CAP_NET_ADMIN) for network namespaces (`ip netns list` failed: {})",
-            o.stderr.trim()
+    if let Err(e) = cmd::run("ip", &["-V"], Duration::from_secs(10)) {
+        return Some(format!(
+            "needs the `ip` tool (Debian package iproute2) for network namespaces ({e:#})"
+        ));
+    }
+    // can we create a network namespace? (a throwaway one, on a thread that then exits)
+    let probe = std::thread::spawn(|| {
+        // SAFETY: unshare only affects this short-lived thread.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
+            None
+        } else {
+            Some(std::io::Error::last_os_error())
+        }
+    })
+    .join();
+    match probe {
+        Ok(None) => None,
+        Ok(Some(err)) => Some(format!(
+            "needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for network namespaces (unshare: {err})"
         )),
-        Err(e) => Some(format!(
-            "needs the `ip` tool (Debian package iproute2) and root for network namespaces ({e:#})"
-        )),
+        Err(_) => Some("could not probe for network namespace support".into()),
     }
 }
 

@@ -39,9 +39,21 @@ pub fn call(socket: &Path, method: &str, params: Value, timeout: Duration) -> Re
     s.write_all(head.as_bytes())?;
     s.write_all(&body)?;
     s.flush()?;
+    // read until the response is complete (or the server closes the connection)
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .with_context(|| format!("reading the answer to {method} from {}", socket.display()))?;
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = s
+            .read(&mut buf)
+            .with_context(|| format!("reading the answer to {method} from {}", socket.display()))?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if response_complete(&raw) {
+            break;
+        }
+    }
     let (status, body) = parse_http(&raw)?;
     let v: Value = serde_json::from_slice(&body).with_context(|| {
         format!(
@@ -73,7 +85,12 @@ pub fn parse_http(raw: &[u8]) -> Result<(u16, Vec<u8>)> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| anyhow!("incomplete HTTP response: {:?}", String::from_utf8_lossy(raw)))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "incomplete HTTP response: {:?}",
+                String::from_utf8_lossy(raw)
+            )
+        })?;
     let head = std::str::from_utf8(&raw[..split]).context("HTTP head is not UTF-8")?;
     let rest = &raw[split + 4..];
     let mut lines = head.split("\r\n");
@@ -107,6 +124,24 @@ pub fn parse_http(raw: &[u8]) -> Result<(u16, Vec<u8>)> {
         rest.to_vec()
     };
     Ok((status, body))
+}
+
+/// Whether `raw` holds a whole response (by Content-Length or the last chunk).
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    for l in head.split("\r\n") {
+        if let Some(v) = l.strip_prefix("content-length:") {
+            return v.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
+        }
+        if l.starts_with("transfer-encoding:") && l.contains("chunked") {
+            return body.ends_with(b"0\r\n\r\n");
+        }
+    }
+    false
 }
 
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>> {
@@ -305,6 +340,13 @@ mod tests {
         assert_eq!(parse_http(r).unwrap(), (200, b"hello".to_vec()));
         let r = b"HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n{}";
         assert_eq!(parse_http(r).unwrap(), (404, b"{}".to_vec()));
+        assert!(response_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+        ));
+        assert!(!response_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{}"
+        ));
+        assert!(!response_complete(b"HTTP/1.1 200 OK\r\nContent-Le"));
     }
 
     #[test]

@@ -184,7 +184,11 @@ impl Capture {
                 ensure!(ifindex != 0, "no device {dev_s}");
                 let proto = (libc::ETH_P_ALL as u16).to_be();
                 let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32);
-                ensure!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+                ensure!(
+                    fd >= 0,
+                    "AF_PACKET socket: {}",
+                    std::io::Error::last_os_error()
+                );
                 let fd = OwnedFd::from_raw_fd(fd);
                 let mut sll: libc::sockaddr_ll = std::mem::zeroed();
                 sll.sll_family = libc::AF_PACKET as u16;
@@ -195,7 +199,11 @@ impl Capture {
                     &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
                     std::mem::size_of::<libc::sockaddr_ll>() as u32,
                 );
-                ensure!(rc == 0, "bind AF_PACKET to {dev_s}: {}", std::io::Error::last_os_error());
+                ensure!(
+                    rc == 0,
+                    "bind AF_PACKET to {dev_s}: {}",
+                    std::io::Error::last_os_error()
+                );
                 let tv = libc::timeval {
                     tv_sec: 0,
                     tv_usec: 100_000,
@@ -216,22 +224,40 @@ impl Capture {
         let thread = thread::spawn(move || {
             let mut res = CaptureResult::default();
             let mut buf = vec![0u8; 65536];
-            while !stop2.load(Ordering::SeqCst) {
+            // after the stop request, drain what is already queued (bounded)
+            let mut drain_until: Option<Instant> = None;
+            loop {
+                if drain_until.is_none() && stop2.load(Ordering::SeqCst) {
+                    drain_until = Some(Instant::now() + Duration::from_millis(300));
+                }
+                if drain_until.is_some_and(|t| Instant::now() >= t) {
+                    break;
+                }
                 // SAFETY: recv into a buffer we own, of its length.
                 let n = unsafe {
                     libc::recv(
                         fd.as_raw_fd(),
                         buf.as_mut_ptr() as *mut libc::c_void,
                         buf.len(),
-                        0,
+                        if drain_until.is_some() {
+                            libc::MSG_DONTWAIT
+                        } else {
+                            0
+                        },
                     )
                 };
                 if n <= 0 {
+                    if drain_until.is_some() {
+                        break; // queue empty
+                    }
                     continue;
                 }
                 let frame = &buf[..n as usize];
                 res.frames += 1;
-                if frame.windows(pattern.len()).any(|w| w == pattern.as_slice()) {
+                if frame
+                    .windows(pattern.len())
+                    .any(|w| w == pattern.as_slice())
+                {
                     res.matches += 1;
                 }
             }

@@ -92,7 +92,14 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// Builds the argument list for `ip netns exec NS ping ...`.
-fn args(ns: &str, target: &str, count: u32, interval: f64, deadline_s: u32, extra: &[&str]) -> Vec<String> {
+fn args(
+    ns: &str,
+    target: &str,
+    count: u32,
+    interval: f64,
+    deadline_s: u32,
+    extra: &[&str],
+) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "netns".into(),
         "exec".into(),
@@ -114,7 +121,14 @@ fn args(ns: &str, target: &str, count: u32, interval: f64, deadline_s: u32, extr
 /// Pings `target` from namespace `ns`: ends after `count` replies or `deadline_s` seconds.
 /// `extra` goes before the target (e.g. `["-6", "-I", "wft0"]`, `["-p", "c0ffee"]`). Only a
 /// failure to run ping is an error; no reply gives `received == 0`.
-pub fn ping(ns: &str, target: &str, count: u32, interval: f64, deadline_s: u32, extra: &[&str]) -> Result<PingStats> {
+pub fn ping(
+    ns: &str,
+    target: &str,
+    count: u32,
+    interval: f64,
+    deadline_s: u32,
+    extra: &[&str],
+) -> Result<PingStats> {
     let a = args(ns, target, count, interval, deadline_s, extra);
     let refs: Vec<&str> = a.iter().map(String::as_str).collect();
     let o = cmd::run("ip", &refs, Duration::from_secs(deadline_s as u64 + 10))?;
@@ -139,7 +153,14 @@ pub struct BackgroundPing {
 }
 
 impl BackgroundPing {
-    pub fn start(ns: &str, target: &str, count: u32, interval: f64, deadline_s: u32, extra: &[&str]) -> Result<BackgroundPing> {
+    pub fn start(
+        ns: &str,
+        target: &str,
+        count: u32,
+        interval: f64,
+        deadline_s: u32,
+        extra: &[&str],
+    ) -> Result<BackgroundPing> {
         let a = args(ns, target, count, interval, deadline_s, extra);
         let mut child = Command::new("ip")
             .args(&a)
@@ -174,7 +195,8 @@ impl BackgroundPing {
     /// Waits for the ping to end (bounded by its deadline plus a margin) and parses it.
     pub fn finish(mut self) -> Result<PingStats> {
         let mut child = self.child.take().expect("running");
-        let limit = Duration::from_secs(self.deadline_s as u64 + 10).saturating_sub(self.started.elapsed());
+        let limit =
+            Duration::from_secs(self.deadline_s as u64 + 10).saturating_sub(self.started.elapsed());
         let status = cmd::wait_child(&mut child, limit.max(Duration::from_secs(1)))?;
         let out = self
             .out
@@ -224,7 +246,8 @@ rtt min/avg/max/mdev = 0.250/0.381/0.512/0.131 ms
         assert_eq!(st.lost(), 1);
         assert_eq!(st.missing_seqs(), vec![2]);
         assert!((st.avg_ms().unwrap() - 0.381).abs() < 1e-9);
-        let st = parse("3 packets transmitted, 0 received, +3 errors, 100% packet loss, time 2ms\n");
+        let st =
+            parse("3 packets transmitted, 0 received, +3 errors, 100% packet loss, time 2ms\n");
         assert_eq!((st.transmitted, st.received), (3, 0));
     }
 }

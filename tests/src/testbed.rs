@@ -134,7 +134,13 @@ impl Testbed {
     }
 
     /// [`crate::wait_until`] with the timeout clipped to the test's remaining budget.
-    pub fn wait_until<F>(&self, what: &str, timeout: Duration, poll: Duration, cond: F) -> Result<Duration>
+    pub fn wait_until<F>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        poll: Duration,
+        cond: F,
+    ) -> Result<Duration>
     where
         F: FnMut() -> Result<bool>,
     {
@@ -203,8 +209,8 @@ impl Testbed {
         run_ok(
             "ip",
             &[
-                "-n", &inet, "link", "add", &port, "type", "veth", "peer", "name", ifname,
-                "netns", ns,
+                "-n", &inet, "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns",
+                ns,
             ],
         )?;
         run_ok(
@@ -229,7 +235,12 @@ impl Testbed {
         let n = self.next_host.get();
         ensure!(n <= 20, "at most 20 hosts directly on the internet");
         self.next_host.set(n + 1);
-        Ok(Ipv4Addr::new(INET_PREFIX[0], INET_PREFIX[1], INET_PREFIX[2], n))
+        Ok(Ipv4Addr::new(
+            INET_PREFIX[0],
+            INET_PREFIX[1],
+            INET_PREFIX[2],
+            n,
+        ))
     }
 
     /// A host directly on the internet (203.0.113.1, .2, ... in creation order). With `ipv6`
@@ -320,8 +331,12 @@ impl Testbed {
 }}
 "#
         );
-        run_ok_with("ip", &["netns", "exec", &rns, "nft", "-f", "-"], Some(&ruleset))
-            .context("loading the NAT ruleset (is nftables installed?)")?;
+        run_ok_with(
+            "ip",
+            &["netns", "exec", &rns, "nft", "-f", "-"],
+            Some(&ruleset),
+        )
+        .context("loading the NAT ruleset (is nftables installed?)")?;
         Ok(Host {
             role: role.to_string(),
             ns: hns,
@@ -343,7 +358,8 @@ impl Testbed {
             self.dir.display()
         );
         for (label, path) in self.logs.borrow().iter() {
-            let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("(unreadable: {e})"));
+            let text =
+                std::fs::read_to_string(path).unwrap_or_else(|e| format!("(unreadable: {e})"));
             let lines: Vec<&str> = text.lines().collect();
             let from = lines.len().saturating_sub(60);
             println!(
@@ -358,7 +374,12 @@ impl Testbed {
         }
         for r in self.routers.borrow().iter() {
             if let Ok(o) = cmd::ns_run(r, &["nft", "list", "table", "ip", "wfnat"], cmd::QUICK) {
-                let drops: Vec<&str> = o.stdout.lines().filter(|l| l.contains("drop")).collect();
+                let drops: Vec<&str> = o
+                    .stdout
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| l.contains("drop"))
+                    .collect();
                 println!("---- router {r}: {}", drops.join(" | ").trim());
             }
         }

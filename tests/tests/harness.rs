@@ -6,7 +6,7 @@
 use anyhow::{ensure, Result};
 use std::net::SocketAddr;
 use std::time::Duration;
-use weft_e2e::nsnet::{mapped_addr, recv_for, udp_socket_in, UdpEcho};
+use weft_e2e::nsnet::{link_stats, mapped_addr, recv_for, udp_socket_in, Capture, UdpEcho};
 use weft_e2e::{ping, run_e2e, Nat, Testbed};
 
 fn from(got: &[(SocketAddr, Vec<u8>)], who: SocketAddr) -> usize {
@@ -31,13 +31,51 @@ fn body(tb: &Testbed) -> Result<()> {
     let p = ping(&a.ns, &srv.ip.to_string(), 2, 0.2, 3, &[])?;
     ensure!(p.received == 2, "a (behind cone NAT) -> srv: {}", p.output);
     let p = ping(&b.ns, &srv.ip.to_string(), 2, 0.2, 3, &[])?;
-    ensure!(p.received == 2, "b (behind symmetric NAT) -> srv: {}", p.output);
+    ensure!(
+        p.received == 2,
+        "b (behind symmetric NAT) -> srv: {}",
+        p.output
+    );
     // ... but not in from the internet
-    match ping(&srv.ns, &a.ip.to_string(), 2, 0.2, 2, &[]) {
-        Ok(p) => ensure!(p.received == 0, "srv reached a's private address: {}", p.output),
-        Err(_) => {} // "Network is unreachable": no route, as it should be
+    // (an error here is "Network is unreachable": no route, as it should be)
+    if let Ok(p) = ping(&srv.ns, &a.ip.to_string(), 2, 0.2, 2, &[]) {
+        ensure!(
+            p.received == 0,
+            "srv reached a's private address: {}",
+            p.output
+        );
     }
     tb.step("ICMP: inside -> internet ok, internet -> inside blocked");
+
+    // the AF_PACKET capture used to look for a ping payload on a TAP device
+    let pattern = [0xc0, 0xff, 0xee, 0x15, 0xba, 0xd0, 0xbe, 0xef];
+    let cap = Capture::start(&srv.ns, "eth0", &pattern)?;
+    let l0 = link_stats(&srv.ns, "eth0")?;
+    let p = ping(
+        &srv2.ns,
+        &srv.ip.to_string(),
+        3,
+        0.2,
+        3,
+        &["-p", "c0ffee15bad0beef"],
+    )?;
+    ensure!(p.received == 3, "srv2 -> srv with a pattern: {}", p.output);
+    let seen = cap.finish();
+    let l1 = link_stats(&srv.ns, "eth0")?;
+    ensure!(
+        seen.matches >= 6,
+        "capture on srv eth0 saw {} frames, {} with the pattern (expected 3 requests + 3 replies)",
+        seen.frames,
+        seen.matches
+    );
+    ensure!(
+        l1.rx_packets >= l0.rx_packets + 3,
+        "rx counter did not grow: {l0:?} -> {l1:?}"
+    );
+    tb.step(&format!(
+        "capture: {} frames, {} with the pattern",
+        seen.frames, seen.matches
+    ));
 
     let echo1 = UdpEcho::start(&srv.ns, &format!("{}:3478", srv.ip))?;
     let echo2 = UdpEcho::start(&srv2.ns, &format!("{}:3478", srv2.ip))?;
@@ -46,10 +84,22 @@ fn body(tb: &Testbed) -> Result<()> {
     let sa = udp_socket_in(&a.ns, "0.0.0.0:40001")?;
     let ma = mapped_addr(&sa, echo1.addr)?;
     let ma2 = mapped_addr(&sa, echo2.addr)?;
-    tb.step(&format!("cone NAT: a's socket seen as {ma} by srv and {ma2} by srv2"));
-    ensure!(ma.ip() == std::net::IpAddr::V4(a.public_ip), "a mapped to {ma}, expected its router {}", a.public_ip);
-    ensure!(ma == ma2, "cone NAT gave different mappings per destination: {ma} vs {ma2}");
-    ensure!(ma.port() == 40001, "cone NAT did not keep the source port: {ma}");
+    tb.step(&format!(
+        "cone NAT: a's socket seen as {ma} by srv and {ma2} by srv2"
+    ));
+    ensure!(
+        ma.ip() == std::net::IpAddr::V4(a.public_ip),
+        "a mapped to {ma}, expected its router {}",
+        a.public_ip
+    );
+    ensure!(
+        ma == ma2,
+        "cone NAT gave different mappings per destination: {ma} vs {ma2}"
+    );
+    ensure!(
+        ma.port() == 40001,
+        "cone NAT did not keep the source port: {ma}"
+    );
 
     // filtering: an unsolicited packet from another internet host is dropped
     let stranger = udp_socket_in(&srv2.ns, &format!("{}:5000", srv2.ip))?;
@@ -66,8 +116,13 @@ fn body(tb: &Testbed) -> Result<()> {
     let sb = udp_socket_in(&b.ns, "0.0.0.0:40002")?;
     let mb1 = mapped_addr(&sb, echo1.addr)?;
     let mb2 = mapped_addr(&sb, echo2.addr)?;
-    tb.step(&format!("symmetric NAT: b's socket seen as {mb1} by srv and {mb2} by srv2"));
-    ensure!(mb1.ip() == std::net::IpAddr::V4(b.public_ip), "b mapped to {mb1}");
+    tb.step(&format!(
+        "symmetric NAT: b's socket seen as {mb1} by srv and {mb2} by srv2"
+    ));
+    ensure!(
+        mb1.ip() == std::net::IpAddr::V4(b.public_ip),
+        "b mapped to {mb1}"
+    );
     ensure!(
         mb1.port() != mb2.port(),
         "symmetric NAT kept one port for two destinations: {mb1} / {mb2}"
@@ -80,7 +135,10 @@ fn body(tb: &Testbed) -> Result<()> {
     let mc = mapped_addr(&sc, echo1.addr)?;
     sc.send_to(b"punch from c", ma)?;
     let got = recv_for(&sa, Duration::from_millis(300))?;
-    ensure!(from(&got, mc) == 0, "a's router let c's first (unsolicited) punch through");
+    ensure!(
+        from(&got, mc) == 0,
+        "a's router let c's first (unsolicited) punch through"
+    );
     sa.send_to(b"punch from a", mc)?;
     let got = recv_for(&sc, Duration::from_millis(500))?;
     ensure!(
@@ -90,8 +148,13 @@ fn body(tb: &Testbed) -> Result<()> {
     );
     sc.send_to(b"hello a", ma)?;
     let got = recv_for(&sa, Duration::from_millis(500))?;
-    ensure!(from(&got, mc) >= 1, "a did not get c's packet through the punched hole");
-    tb.step(&format!("hole punching between cone NATs: {ma} <-> {mc} ok"));
+    ensure!(
+        from(&got, mc) >= 1,
+        "a did not get c's packet through the punched hole"
+    );
+    tb.step(&format!(
+        "hole punching between cone NATs: {ma} <-> {mc} ok"
+    ));
 
     // IPv6 stays on in a namespace asked for it, off on its underlay link
     ensure!(
@@ -109,9 +172,16 @@ fn body(tb: &Testbed) -> Result<()> {
 fn missing_daemon_binary_is_a_clear_error() {
     // no root needed: only the lookup
     let exe = std::path::Path::new("/nonexistent/target/debug/deps/e2e-0123");
-    let err = weft_e2e::daemon::locate_bin("weft-edge", None, exe).unwrap_err().to_string();
+    let err = weft_e2e::daemon::locate_bin("weft-edge", None, exe)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cargo build --workspace"), "{err}");
     let dir = std::path::Path::new("/nonexistent-bin-dir");
-    let err = weft_e2e::daemon::locate_bin("weft-edge", Some(dir), exe).unwrap_err().to_string();
-    assert!(err.contains("WEFT_BIN_DIR") && err.contains("cargo build --workspace"), "{err}");
+    let err = weft_e2e::daemon::locate_bin("weft-edge", Some(dir), exe)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("WEFT_BIN_DIR") && err.contains("cargo build --workspace"),
+        "{err}"
+    );
 }
