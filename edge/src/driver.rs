@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tun_rs::AsyncDevice;
@@ -41,19 +41,6 @@ pub struct InfoSnapshot {
 const BATCH: usize = 64;
 /// Largest datagram we accept (a jumbo TAP MTU plus headers).
 const MAX_DATAGRAM: usize = 65536;
-
-/// Creates the UDP socket with deliberately sized buffers: most loss in user-space VPNs here was the
-/// receive buffer overflowing (shared/testbed/NOTES.md).
-pub fn bind_udp(addr: SocketAddr) -> Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    let _ = sock.set_recv_buffer_size(4 << 20);
-    let _ = sock.set_send_buffer_size(4 << 20);
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())
-        .with_context(|| format!("cannot bind UDP {addr}"))?;
-    Ok(UdpSocket::from_std(sock.into())?)
-}
 
 /// Runs until `shutdown` fires.
 pub async fn run(

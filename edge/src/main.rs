@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tokio::sync::{mpsc, oneshot};
-use weft_config::{help_text, resolve_start_arg, Config};
+use weft_daemon::{Mgmt, StartArgs};
 use weft_proto::edge::{AddressMode as ProtoAddressMode, EdgeConfig, Limits, Timers};
 use weft_proto::keys::CommunityKeys;
 use weft_proto::wire::MacAddr;
@@ -39,13 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the edge: `start home` reads /etc/weft/home.conf; `start ./x.conf` reads that file.
-    Start {
-        /// A session name or a path to a config file.
-        session: String,
-        /// Override an option: -O section.option=value (repeatable).
-        #[arg(short = 'O', value_name = "SECTION.OPTION=VALUE")]
-        overrides: Vec<String>,
-    },
+    Start(StartArgs),
     /// Show help on a topic: `help config` lists every option with its default.
     Help {
         /// The topic (config).
@@ -65,16 +59,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Help { topic } => match topic.as_deref() {
-            Some("config") => {
-                print!("{}", help_text(&SCHEMA));
-                ExitCode::SUCCESS
-            }
-            _ => {
-                eprintln!("topics: config   (try: weft-edge help config, or weft-edge --help)");
-                ExitCode::from(2)
-            }
-        },
+        Command::Help { topic } => weft_daemon::help(&SCHEMA, topic.as_deref()),
         Command::AdmissionKey {
             community,
             key_file,
@@ -88,15 +73,15 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Start { session, overrides } => {
-            let settings = match load_settings(&session, &overrides) {
+        Command::Start(args) => {
+            let settings = match load_settings(&args) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("weft-edge: {e:#}");
                     return ExitCode::from(2);
                 }
             };
-            init_logging(settings.verbose);
+            weft_daemon::init_logging(settings.common.verbose);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -131,34 +116,21 @@ fn admission_key(community: &str, key_file: Option<&Path>) -> Result<String> {
         .to_string())
 }
 
-fn load_settings(arg: &str, overrides: &[String]) -> Result<Settings> {
-    let (session, path) = resolve_start_arg(arg, Path::new("/etc/weft"))?;
-    let mut cfg = Config::load(&SCHEMA, &session, Some(&path), overrides)?;
+fn load_settings(args: &StartArgs) -> Result<Settings> {
+    let mut cfg = weft_daemon::load_config(&SCHEMA, args)?;
     if let Ok(k) = std::env::var("WEFT_KEY") {
         cfg.apply_env("community", "key", "WEFT_KEY", k);
     }
     Ok(Settings::from_config(&cfg)?)
 }
 
-fn init_logging(verbose: u8) {
-    let level = ["error", "warn", "info", "debug", "trace"][verbose.min(4) as usize];
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},jsonrpsee=warn,hyper=warn"))
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 async fn run(s: Settings) -> Result<()> {
-    let identity = identity::load_or_create(&s.state_dir)?;
+    let identity = identity::load_or_create(&s.common.state_dir)?;
     let mac = s
         .mac
         .unwrap_or_else(|| MacAddr::local_from_seed(&identity.public.0));
     let supernodes = settings::resolve_supernodes(&s.supernodes).await?;
-    let udp = driver::bind_udp(s.bind)?;
+    let udp = weft_daemon::bind_udp(s.bind, 4 << 20)?;
     let bound = udp.local_addr()?;
     let static_addr = match s.address {
         AddressMode::Static(n) => Some(n),
@@ -215,34 +187,15 @@ async fn run(s: Settings) -> Result<()> {
             bind: bound.to_string(),
         },
     )?;
-    let sock = weft_web::socket_path(&s.runtime_dir, &s.session);
-    let server = weft_web::MgmtServer::bind_unix(&sock, module)
-        .await
-        .with_context(|| format!("management socket {}", sock.display()))?
-        .with_daemon_name("weft-edge");
-    let (stop_mgmt_tx, stop_mgmt_rx) = oneshot::channel::<()>();
-    let mgmt_task = tokio::spawn(server.serve(async {
-        let _ = stop_mgmt_rx.await;
-    }));
+    let mgmt = Mgmt::start(&s.common.runtime_dir, &s.session, "weft-edge", module).await?;
 
     let (stop_tx, stop_rx) = oneshot::channel();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        weft_daemon::shutdown_signal().await;
         let _ = stop_tx.send(());
     });
     let result = driver::run(edge, udp, dev, qrx, stop_rx).await;
     tracing::info!("stopping");
-    let _ = stop_mgmt_tx.send(());
-    let _ = mgmt_task.await;
+    mgmt.stop().await;
     result
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

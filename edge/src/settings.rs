@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use weft_config::{Config, ConfigError, OptionSpec, Schema};
+use weft_daemon::Common;
 use weft_proto::wire::{Ipv4Net, MacAddr};
 
 /// The UDP port supernodes listen on unless told otherwise (n3n uses 7654; we differ on purpose).
@@ -64,9 +65,8 @@ pub struct Settings {
     pub allow_p2p: bool,
     pub register_interval: Duration,
     pub advertise: Vec<Advertised>,
-    pub state_dir: PathBuf,
-    pub runtime_dir: PathBuf,
-    pub verbose: u8,
+    /// `[daemon]` and `[logging]`.
+    pub common: Common,
 }
 
 /// An advertised local address, with or without a port (without: the bound port).
@@ -195,10 +195,6 @@ impl Settings {
                 "must be between 5 and 3600 seconds",
             ));
         }
-        let verbose: u8 = cfg.require("logging", "verbose")?;
-        if verbose > 4 {
-            return Err(cfg.invalid("logging", "verbose", "must be 0 to 4"));
-        }
         Ok(Settings {
             community,
             secret,
@@ -214,11 +210,7 @@ impl Settings {
             allow_p2p: cfg.parse_bool("connection", "allow_p2p")?.unwrap_or(true),
             register_interval: Duration::from_secs(register_secs),
             advertise: cfg.parse_all("connection", "advertise")?,
-            state_dir: cfg
-                .parse::<PathBuf>("daemon", "state_dir")?
-                .unwrap_or_else(|| PathBuf::from("/var/lib/weft").join(&session)),
-            runtime_dir: cfg.require("daemon", "runtime_dir")?,
-            verbose,
+            common: Common::from_config(cfg)?,
             session,
         })
     }
@@ -282,7 +274,7 @@ mod tests {
         assert_eq!(s.tap_name, "weft-home");
         assert_eq!(s.address, AddressMode::Auto);
         assert_eq!(s.mtu, 1400);
-        assert_eq!(s.state_dir, PathBuf::from("/var/lib/weft/home"));
+        assert_eq!(s.common.state_dir, PathBuf::from("/var/lib/weft/home"));
         assert!(s.allow_p2p);
         assert_eq!(s.secret, b"s3cret");
     }

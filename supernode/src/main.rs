@@ -7,16 +7,13 @@ mod leases_file;
 mod mgmt;
 mod settings;
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use weft_config::{help_text, resolve_start_arg, Config};
+use weft_daemon::{Mgmt, StartArgs};
 use weft_proto::supernode::{AdmissionPolicy, Supernode, SupernodeConfig, SupernodeEvent};
 
 use settings::{Settings, SCHEMA};
@@ -36,13 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the supernode: `start sn` reads /etc/weft/sn.conf; `start ./x.conf` reads that file.
-    Start {
-        /// A session name or a path to a config file.
-        session: String,
-        /// Override an option: -O section.option=value (repeatable).
-        #[arg(short = 'O', value_name = "SECTION.OPTION=VALUE")]
-        overrides: Vec<String>,
-    },
+    Start(StartArgs),
     /// Show help on a topic: `help config` lists every option with its default.
     Help {
         /// The topic (config).
@@ -52,26 +43,16 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Help { topic } => {
-            if topic.as_deref() == Some("config") {
-                print!("{}", help_text(&SCHEMA));
-                ExitCode::SUCCESS
-            } else {
-                eprintln!(
-                    "topics: config   (try: weft-supernode help config, or weft-supernode --help)"
-                );
-                ExitCode::from(2)
-            }
-        }
-        Command::Start { session, overrides } => {
-            let (settings, policy) = match load(&session, &overrides) {
+        Command::Help { topic } => weft_daemon::help(&SCHEMA, topic.as_deref()),
+        Command::Start(args) => {
+            let (settings, policy) = match load(&args) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("weft-supernode: {e:#}");
                     return ExitCode::from(2);
                 }
             };
-            init_logging(settings.verbose);
+            weft_daemon::init_logging(settings.common.verbose);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -87,9 +68,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(arg: &str, overrides: &[String]) -> Result<(Settings, AdmissionPolicy)> {
-    let (session, path) = resolve_start_arg(arg, Path::new("/etc/weft"))?;
-    let cfg = Config::load(&SCHEMA, &session, Some(&path), overrides)?;
+fn load(args: &StartArgs) -> Result<(Settings, AdmissionPolicy)> {
+    let cfg = weft_daemon::load_config(&SCHEMA, args)?;
     let s = Settings::from_config(&cfg)?;
     let policy = match &s.community_file {
         Some(p) => communities::load(p)?,
@@ -98,36 +78,13 @@ fn load(arg: &str, overrides: &[String]) -> Result<(Settings, AdmissionPolicy)> 
     Ok((s, policy))
 }
 
-fn init_logging(verbose: u8) {
-    let level = ["error", "warn", "info", "debug", "trace"][verbose.min(4) as usize];
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},jsonrpsee=warn,hyper=warn"))
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 /// A question the management server asks the loop.
 pub enum Query {
     Info(oneshot::Sender<mgmt::Snapshot>),
 }
 
-fn bind_udp(addr: SocketAddr) -> Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    let _ = sock.set_recv_buffer_size(8 << 20);
-    let _ = sock.set_send_buffer_size(8 << 20);
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())
-        .with_context(|| format!("cannot bind UDP {addr}"))?;
-    Ok(UdpSocket::from_std(sock.into())?)
-}
-
 async fn run(s: Settings, policy: AdmissionPolicy) -> Result<()> {
-    let leases = leases_file::load(&s.state_dir)?;
+    let leases = leases_file::load(&s.common.state_dir)?;
     let restored = leases.len();
     let listed = policy.listed.len();
     let open = policy.open;
@@ -139,7 +96,7 @@ async fn run(s: Settings, policy: AdmissionPolicy) -> Result<()> {
         ..SupernodeConfig::default()
     };
     let mut sn = Supernode::new(cfg, Instant::now(), leases);
-    let udp = bind_udp(s.bind)?;
+    let udp = weft_daemon::bind_udp(s.bind, 8 << 20)?;
     tracing::info!(
         "weft-supernode {} session {} listening on udp {}, {}, {} leases restored",
         env!("CARGO_PKG_VERSION"),
@@ -161,15 +118,7 @@ async fn run(s: Settings, policy: AdmissionPolicy) -> Result<()> {
 
     let (qtx, mut qrx) = mpsc::channel::<Query>(16);
     let module = mgmt::module(qtx, s.session.clone(), udp.local_addr()?.to_string())?;
-    let sock = weft_web::socket_path(&s.runtime_dir, &s.session);
-    let server = weft_web::MgmtServer::bind_unix(&sock, module)
-        .await
-        .with_context(|| format!("management socket {}", sock.display()))?
-        .with_daemon_name("weft-supernode");
-    let (stop_mgmt_tx, stop_mgmt_rx) = oneshot::channel::<()>();
-    let mgmt_task = tokio::spawn(server.serve(async {
-        let _ = stop_mgmt_rx.await;
-    }));
+    let mgmt = Mgmt::start(&s.common.runtime_dir, &s.session, "weft-supernode", module).await?;
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -203,14 +152,13 @@ async fn run(s: Settings, policy: AdmissionPolicy) -> Result<()> {
             log_event(&sn, &ev);
         }
         if let Some(leases) = sn.take_changed_leases() {
-            if let Err(e) = leases_file::save(&s.state_dir, &leases) {
+            if let Err(e) = leases_file::save(&s.common.state_dir, &leases) {
                 tracing::error!("cannot persist leases: {e:#}");
             }
         }
     }
     tracing::info!("stopping");
-    let _ = stop_mgmt_tx.send(());
-    let _ = mgmt_task.await;
+    mgmt.stop().await;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use weft_config::{Config, ConfigError, OptionSpec, Schema};
+use weft_daemon::Common;
 
 /// Every option weft-supernode understands.
 pub const SCHEMA: Schema = Schema {
@@ -30,9 +31,8 @@ pub struct Settings {
     pub community_file: Option<PathBuf>,
     pub pool_min: Ipv4Addr,
     pub pool_max: Ipv4Addr,
-    pub state_dir: PathBuf,
-    pub runtime_dir: PathBuf,
-    pub verbose: u8,
+    /// `[daemon]` and `[logging]`.
+    pub common: Common,
 }
 
 impl Settings {
@@ -44,20 +44,12 @@ impl Settings {
         if u32::from(pool_max) < u32::from(pool_min) {
             return Err(cfg.invalid("supernode", "auto_ip_max", "is below auto_ip_min"));
         }
-        let verbose: u8 = cfg.require("logging", "verbose")?;
-        if verbose > 4 {
-            return Err(cfg.invalid("logging", "verbose", "must be 0 to 4"));
-        }
         Ok(Settings {
             bind: cfg.require("connection", "bind")?,
             community_file: cfg.parse("supernode", "community_file")?,
             pool_min,
             pool_max,
-            state_dir: cfg
-                .parse::<PathBuf>("daemon", "state_dir")?
-                .unwrap_or_else(|| PathBuf::from("/var/lib/weft").join(&session)),
-            runtime_dir: cfg.require("daemon", "runtime_dir")?,
-            verbose,
+            common: Common::from_config(cfg)?,
             session,
         })
     }
@@ -84,7 +76,7 @@ mod tests {
         let s = load("").unwrap();
         assert_eq!(s.bind, "0.0.0.0:7700".parse().unwrap());
         assert_eq!(s.community_file, None);
-        assert_eq!(s.state_dir, PathBuf::from("/var/lib/weft/sn"));
+        assert_eq!(s.common.state_dir, PathBuf::from("/var/lib/weft/sn"));
     }
 
     #[test]
