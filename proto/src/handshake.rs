@@ -249,7 +249,9 @@ mod tests {
             .build_initiator()
             .unwrap();
         let mut expected = [0u8; NOISE_INIT_LEN];
-        reference.write_message(&7u64.to_be_bytes(), &mut expected).unwrap();
+        reference
+            .write_message(&7u64.to_be_bytes(), &mut expected)
+            .unwrap();
         let (_, ours) = Initiator::start(&a, &b.public, &psk, 7, seed).unwrap();
         assert_eq!(ours, expected);
     }

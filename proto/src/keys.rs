@@ -104,7 +104,8 @@ pub struct AdmissionKey(pub [u8; 32]);
 impl AdmissionKey {
     /// The admission proof for a registration: HMAC-SHA256 over its encoded bytes, truncated to 16 bytes.
     pub fn tag(&self, message: &[u8]) -> [u8; ADMISSION_TAG_LEN] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(message);
         let full = mac.finalize().into_bytes();
         let mut t = [0u8; ADMISSION_TAG_LEN];
@@ -114,7 +115,8 @@ impl AdmissionKey {
 
     /// Checks a proof in constant time.
     pub fn verify(&self, message: &[u8], tag: &[u8; ADMISSION_TAG_LEN]) -> bool {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(message);
         mac.verify_truncated_left(tag).is_ok()
     }

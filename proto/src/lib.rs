@@ -3,7 +3,7 @@
 //! Wire format ([`wire`]), keys ([`keys`]), the Noise handshake ([`handshake`]), transport sessions with a
 //! replay window ([`session`], [`replay`]), and the state machines of an edge ([`edge`]) and a supernode
 //! ([`supernode`]). Nothing here opens a socket, reads a clock or spawns a task: the daemons drive these
-//! types with datagrams, frames and the current time, and the simulator in `tests/sim.rs` drives them with
+//! types with datagrams, frames and the current time, and the simulator in `tests/sim/` drives them with
 //! a virtual network and virtual time. `PROTOCOL.md` in this crate specifies the wire protocol.
 #![warn(missing_docs)]
 

@@ -198,7 +198,10 @@ mod tests {
             }
         }
         let mut ok = p.clone();
-        assert!(open(&mut b, &mut ok).is_ok(), "original still accepted after forgeries");
+        assert!(
+            open(&mut b, &mut ok).is_ok(),
+            "original still accepted after forgeries"
+        );
     }
 
     #[test]

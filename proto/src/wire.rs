@@ -206,7 +206,9 @@ impl std::str::FromStr for MacAddr {
         let mut m = [0u8; 6];
         let mut parts = s.split([':', '-']);
         for byte in m.iter_mut() {
-            let p = parts.next().ok_or("expected six hex octets like 02:00:00:00:00:01")?;
+            let p = parts
+                .next()
+                .ok_or("expected six hex octets like 02:00:00:00:00:01")?;
             if p.len() != 2 {
                 return Err("expected six hex octets like 02:00:00:00:00:01");
             }
@@ -237,7 +239,9 @@ impl std::fmt::Display for Ipv4Net {
 impl std::str::FromStr for Ipv4Net {
     type Err = &'static str;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, p) = s.split_once('/').ok_or("expected address/prefix, e.g. 10.0.0.1/24")?;
+        let (a, p) = s
+            .split_once('/')
+            .ok_or("expected address/prefix, e.g. 10.0.0.1/24")?;
         let addr: Ipv4Addr = a.parse().map_err(|_| "not an IPv4 address")?;
         let prefix: u8 = p.parse().map_err(|_| "prefix is not a number")?;
         if prefix > 32 {
@@ -483,7 +487,11 @@ impl<'a> Reader<'a> {
         if n > MAX_DESCRIPTION_LEN {
             return Err(DecodeError::Invalid("description too long"));
         }
-        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
+        // Invalid bytes become U+FFFD, three bytes each: cut the result back to the length it had on the
+        // wire, so a description never outgrows its datagram or MAX_DESCRIPTION_LEN, and a decoded
+        // message re-encodes to itself (the encoder would cut a longer one).
+        let s = String::from_utf8_lossy(self.take(n)?);
+        Ok(truncate_utf8(&s, n).to_string())
     }
     fn ipv4_net(&mut self) -> Result<Option<Ipv4Net>, DecodeError> {
         let addr = Ipv4Addr::from(self.array::<4>()?);
@@ -975,7 +983,10 @@ mod tests {
         b.extend_from_slice(&[0xaa; 24]);
         assert_eq!(roundtrip(&b), Message::Data(h, &[0xaa; 24][..]));
         // A data packet shorter than a tag is truncated.
-        assert_eq!(decode(&b[..DATA_HEADER_LEN + 15]), Err(DecodeError::Truncated));
+        assert_eq!(
+            decode(&b[..DATA_HEADER_LEN + 15]),
+            Err(DecodeError::Truncated)
+        );
     }
 
     #[test]
@@ -1003,9 +1014,39 @@ mod tests {
     #[test]
     fn rejects_bad_version_type_and_trailing() {
         assert_eq!(decode(&[2, 1, 0, 0]), Err(DecodeError::Version(2)));
-        assert_eq!(decode(&[1, 0x7f, 0, 0]), Err(DecodeError::UnknownType(0x7f)));
+        assert_eq!(
+            decode(&[1, 0x7f, 0, 0]),
+            Err(DecodeError::UnknownType(0x7f))
+        );
         assert_eq!(decode(&[1, 0x15, 0, 0, 0]), Err(DecodeError::Trailing));
         assert_eq!(decode(&[1]), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn invalid_utf8_description_stays_within_its_wire_length() {
+        // 64 bytes that are not UTF-8 would become 64 three-byte U+FFFD characters.
+        let mut b = Vec::new();
+        PeerInfo {
+            community: CommunityId([1; 8]),
+            punch: false,
+            public_key: PublicKey([4; 32]),
+            mac: MacAddr([2, 1, 2, 3, 4, 5]),
+            ip: None,
+            observed: "192.0.2.1:1".parse().unwrap(),
+            local_addrs: vec![],
+            description: "x".repeat(MAX_DESCRIPTION_LEN),
+        }
+        .encode(&mut b);
+        let n = b.len();
+        b[n - MAX_DESCRIPTION_LEN..].fill(0xff);
+        let Ok(Message::PeerInfo(p)) = decode(&b) else {
+            panic!("does not decode")
+        };
+        assert!(p.description.len() <= MAX_DESCRIPTION_LEN);
+        assert!(p.description.starts_with('\u{fffd}'));
+        let mut again = Vec::new();
+        p.encode(&mut again);
+        assert_eq!(decode(&again), Ok(Message::PeerInfo(p)));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! current time, then drains what it produced: datagrams to send ([`Edge::poll_transmit`]), frames for the
 //! TAP device ([`Edge::poll_tap`]) and events worth a log line ([`Edge::poll_event`]). It never reads a
 //! clock, never touches a socket and draws randomness only from the seed it was given, so the same inputs
-//! give the same outputs: that is what lets `tests/sim.rs` run whole meshes deterministically.
+//! give the same outputs: that is what lets `tests/sim/` run whole meshes deterministically.
 //!
 //! How a peer comes up: the supernode sends peer info to both edges of a pair at once; both start a Noise
 //! handshake through the supernode's relay (always reachable, so the first packets flow within one relayed
@@ -17,7 +17,7 @@ mod config;
 mod mac_table;
 mod peer;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -188,7 +188,10 @@ pub struct Edge {
     supernodes: Vec<SupernodeLink>,
     assigned_ip: Option<Ipv4Net>,
     observed: Option<SocketAddr>,
-    peers: HashMap<PublicKey, Peer>,
+    /// Ordered, because it is iterated (timers, floods) and the order decides which peer gets which random
+    /// draw and in which order datagrams leave: a `HashMap` made the outputs depend on the per-process hash
+    /// seed, so the same inputs did not give the same outputs (see the module documentation).
+    peers: BTreeMap<PublicKey, Peer>,
     by_tag: HashMap<PeerTag, PublicKey>,
     by_index: HashMap<u32, PublicKey>,
     macs: MacTable,
@@ -230,7 +233,7 @@ impl Edge {
             supernodes,
             assigned_ip: None,
             observed: None,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             by_tag: HashMap::new(),
             by_index: HashMap::new(),
             macs: MacTable::default(),
@@ -553,7 +556,7 @@ impl Edge {
             self.by_index.remove(&old.local_index);
         }
         p.pending = Some(Pending {
-            initiator,
+            initiator: Some(initiator),
             local_index,
             sent_at: now,
         });
@@ -565,7 +568,13 @@ impl Edge {
         self.send_on_path(path, buf);
     }
 
-    fn on_handshake_init(&mut self, path: Path, from_tag: Option<PeerTag>, msg: wire::HandshakeInit, now: Instant) {
+    fn on_handshake_init(
+        &mut self,
+        path: Path,
+        from_tag: Option<PeerTag>,
+        msg: wire::HandshakeInit,
+        now: Instant,
+    ) {
         let seed = self.seed();
         let r = match handshake::respond(
             &self.cfg.identity,
@@ -624,15 +633,23 @@ impl Edge {
             self.stats.dropped_unknown_session += 1;
             return;
         }
-        let pending = p.pending.take().expect("checked");
-        let keys = match pending.initiator.finish(msg.noise) {
+        let Some(initiator) = p.pending.as_mut().and_then(|x| x.initiator.take()) else {
+            // This attempt already failed; it waits for its retry timer.
+            self.stats.dropped_unknown_session += 1;
+            return;
+        };
+        let keys = match initiator.finish(msg.noise) {
             Ok(k) => k,
             Err(_) => {
-                self.by_index.remove(&pending.local_index);
+                // Refused (wrong PSK or forged). The attempt stays pending without its Noise state until
+                // the retry timer replaces it. Clearing it instead let the next frame from the TAP start
+                // a new handshake at once: an edge with a wrong secret initiated one handshake per frame
+                // per peer, with no back-off and no attempt limit, costing each peer a Noise response.
                 self.stats.handshakes_rejected += 1;
                 return;
             }
         };
+        let pending = p.pending.take().expect("checked");
         let session = Session::new(keys, pending.local_index, msg.sender_index, true, now);
         self.install_session(&key, session, now);
         // Confirm the session to the responder at once: it does not send on it before it hears from us.
@@ -774,7 +791,18 @@ impl Edge {
         };
         p.last_rx = Some(now);
         p.counters.rx_packets += 1;
-        if is_next {
+        // The peer uses the session we answered: it becomes current. Except when both sides initiated at
+        // once (the supernode's punch makes them, and so do simultaneous rekey timers): then each side
+        // holds two fresh sessions, and if each promoted the other's, each would send on the session the
+        // other keeps only as `previous`, which the next install drops while the peer still sends on it
+        // (frames lost at every later rekey, and two handshakes per rekey). A deterministic tie-break
+        // makes both sides settle on one session: the side with the lower key keeps its own, newer
+        // session and merely accepts packets on `next`; the other side promotes as usual.
+        let keep_own = key > self.cfg.identity.public
+            && p.current.as_ref().is_some_and(|c| {
+                c.initiator && p.next.as_ref().is_some_and(|n| c.created >= n.created)
+            });
+        if is_next && !keep_own {
             let s = p.next.take().expect("checked");
             self.install_session(&key, s, now);
         }
@@ -804,7 +832,13 @@ impl Edge {
             DataKind::Probe => {
                 if let Path::Direct(from) = path {
                     let echo = payload.to_vec();
-                    self.send_data(&key, DataKind::ProbeReply, &echo, Some(Path::Direct(from)), now);
+                    self.send_data(
+                        &key,
+                        DataKind::ProbeReply,
+                        &echo,
+                        Some(Path::Direct(from)),
+                        now,
+                    );
                 }
             }
             DataKind::ProbeReply => {
@@ -908,7 +942,8 @@ impl Edge {
                 link.boot_id = Some(ack.boot_id);
                 link.want_peers = false;
                 if restarted {
-                    self.events.push_back(Event::SupernodeRestarted { supernode: addr });
+                    self.events
+                        .push_back(Event::SupernodeRestarted { supernode: addr });
                 }
                 if !was || self.observed != Some(ack.observed) {
                     self.events.push_back(Event::Registered {
@@ -971,6 +1006,23 @@ impl Edge {
                 if info.punch && allow_p2p && !p.path.is_direct() {
                     p.restart_probing(now, first);
                 }
+                // A punch about a peer we reach directly at another address: it moved (its NAT changed
+                // its public address) and the supernode asks both sides to open their NATs towards each
+                // other now. Probe the new address; the first authentic packet from there moves the path
+                // (`on_direct_rx`). Ignoring the punch because the path "is direct" kept the dead path
+                // until `direct_timeout` when our own NAT filters by remote address: 21 s of lost frames.
+                let roamed = match p.path {
+                    Path::Direct(a) => {
+                        info.punch && allow_p2p && a != info.observed && p.current.is_some()
+                    }
+                    _ => false,
+                };
+                let nonce = p.probing.nonce;
+                if roamed {
+                    let to = Path::Direct(info.observed);
+                    self.send_data(&info.public_key, DataKind::Probe, &nonce, Some(to), now);
+                }
+                let p = self.peers.get(&info.public_key).expect("ensured");
                 if p.current.is_none() && p.pending.is_none() {
                     self.initiate(&info.public_key, now);
                 }
@@ -1054,7 +1106,12 @@ impl Edge {
         }
         if let Some(s) = &p.current {
             next = next.min(p.last_tx + t.keepalive);
-            next = next.min(s.created + self.rekey_time(s));
+            // Only while no handshake is pending, exactly as `peer_timers` rekeys: once a rekey is under
+            // way the rekey instant stays in the past, and reporting it would make `poll_timeout` return
+            // a past instant until the response arrives (a driver sleeping until then would spin).
+            if p.pending.is_none() {
+                next = next.min(s.created + self.rekey_time(s));
+            }
             next = next.min(s.created + t.reject_after_time);
             if self.cfg.allow_p2p && !p.path.is_direct() && !p.candidates.is_empty() {
                 next = next.min(p.probing.next_at);
@@ -1095,7 +1152,8 @@ impl Edge {
                 link.registered = false;
                 link.want_peers = true;
                 let addr = link.addr;
-                self.events.push_back(Event::RegistrationLost { supernode: addr });
+                self.events
+                    .push_back(Event::RegistrationLost { supernode: addr });
             }
             let link = &mut self.supernodes[i];
             if now >= link.next_register {
@@ -1161,7 +1219,8 @@ impl Edge {
             let path = self.path_for(self.peers.get(key).expect("exists"));
             let p = self.peers.get_mut(key).expect("exists");
             p.path = path;
-            self.events.push_back(Event::PathChanged { peer: *key, path });
+            self.events
+                .push_back(Event::PathChanged { peer: *key, path });
         }
         // Handshake retries and rekeying.
         let p = self.peers.get(key).expect("exists");
@@ -1217,7 +1276,12 @@ impl Edge {
 
     /// Asks the supernode to have the peer and us probe each other at the same moment.
     fn request_punch(&mut self, key: &PublicKey) {
-        let Some(sn) = self.supernodes.iter().find(|s| s.registered).map(|s| s.addr) else {
+        let Some(sn) = self
+            .supernodes
+            .iter()
+            .find(|s| s.registered)
+            .map(|s| s.addr)
+        else {
             return;
         };
         let mut buf = Vec::new();

@@ -39,7 +39,9 @@ pub enum PeerState {
 
 /// A handshake we initiated and wait on.
 pub(crate) struct Pending {
-    pub initiator: Initiator,
+    /// None once a response failed authentication: the attempt then waits for its retry timer, like an
+    /// unanswered one, so the retry back-off and the attempt limit also hold for refused handshakes.
+    pub initiator: Option<Initiator>,
     pub local_index: u32,
     pub sent_at: Instant,
 }
@@ -160,7 +162,10 @@ impl Peer {
     /// Local indices of all live sessions and the pending handshake, for cleaning up the index map.
     pub fn indices(&self) -> Vec<u32> {
         let mut v = Vec::with_capacity(4);
-        for s in [&self.current, &self.previous, &self.next].into_iter().flatten() {
+        for s in [&self.current, &self.previous, &self.next]
+            .into_iter()
+            .flatten()
+        {
             v.push(s.local_index);
         }
         if let Some(p) = &self.pending {

@@ -31,7 +31,8 @@ impl Lease {
     /// Parses one line of the lease file.
     pub fn from_line(line: &str) -> Result<Lease, &'static str> {
         let mut it = line.split_whitespace();
-        let (Some(c), Some(k), Some(ip), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        let (Some(c), Some(k), Some(ip), None) = (it.next(), it.next(), it.next(), it.next())
+        else {
             return Err("expected: community-id public-key address/prefix");
         };
         Ok(Lease {

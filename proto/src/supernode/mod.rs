@@ -11,7 +11,7 @@
 
 mod leases;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -153,14 +153,17 @@ pub struct EdgeRecord {
 
 #[derive(Default)]
 struct Community {
-    edges: HashMap<PublicKey, EdgeRecord>,
+    /// Ordered like `Supernode::communities`.
+    edges: BTreeMap<PublicKey, EdgeRecord>,
     by_tag: HashMap<PeerTag, PublicKey>,
 }
 
 /// The supernode state machine. See the module documentation.
 pub struct Supernode {
     cfg: SupernodeConfig,
-    communities: HashMap<CommunityId, Community>,
+    /// Ordered, because introductions and expiry iterate it: with a `HashMap` the order of the datagrams and
+    /// events they produce depended on the per-process hash seed, not only on the inputs.
+    communities: BTreeMap<CommunityId, Community>,
     by_addr: HashMap<SocketAddr, (CommunityId, PublicKey)>,
     leases: Leases,
     total_edges: usize,
@@ -179,7 +182,7 @@ impl Supernode {
         l.restore(leases);
         Supernode {
             leases: l,
-            communities: HashMap::new(),
+            communities: BTreeMap::new(),
             by_addr: HashMap::new(),
             total_edges: 0,
             next_sweep: now + Duration::from_secs(1),
@@ -350,12 +353,18 @@ impl Supernode {
             last_seen: now,
             counter: reg.counter,
         };
-        community.by_tag.insert(reg.public_key.tag(), reg.public_key);
+        community
+            .by_tag
+            .insert(reg.public_key.tag(), reg.public_key);
         community.edges.insert(reg.public_key, record);
         if let Some((c, k)) = self.by_addr.insert(from, (reg.community, reg.public_key)) {
             if (c, k) != (reg.community, reg.public_key) {
                 // Another edge held this address (a NAT reused the mapping): it has moved or gone.
-                if let Some(other) = self.communities.get_mut(&c).and_then(|c| c.edges.get_mut(&k)) {
+                if let Some(other) = self
+                    .communities
+                    .get_mut(&c)
+                    .and_then(|c| c.edges.get_mut(&k))
+                {
                     other.addr = SocketAddr::from(([0, 0, 0, 0], 0));
                 }
             }
