@@ -72,6 +72,7 @@ pub fn module(tx: mpsc::Sender<Query>, facts: Facts) -> anyhow::Result<RpcModule
                     "dropped_unknown_session": s.dropped_unknown_session,
                     "dropped_not_from_supernode": s.dropped_not_from_supernode,
                     "dropped_no_route": s.dropped_no_route,
+                    "dropped_no_capacity": s.dropped_no_capacity,
                     "tx_direct_frames": s.tx_direct_frames,
                     "tx_relayed_frames": s.tx_relayed_frames,
                 },

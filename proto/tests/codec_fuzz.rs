@@ -830,4 +830,8 @@ fn handshake_flood_from_new_identities_is_bounded() {
         "peer table bounded by max_peers"
     );
     assert_eq!(st.handshakes_rejected, 0, "the initiations were authentic");
+    assert_eq!(
+        st.dropped_no_capacity, 16,
+        "every initiation turned away is counted"
+    );
 }

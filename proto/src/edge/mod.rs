@@ -122,6 +122,8 @@ pub struct EdgeStats {
     pub dropped_not_from_supernode: u64,
     /// Frames dropped: no session and the per-peer queue full, or no route at all.
     pub dropped_no_route: u64,
+    /// Peer info or handshakes about a new peer, turned away because the peer table is full.
+    pub dropped_no_capacity: u64,
     /// Frames sent directly.
     pub tx_direct_frames: u64,
     /// Frames sent through a supernode.
@@ -909,6 +911,7 @@ impl Edge {
             return true;
         }
         if self.peers.len() >= self.cfg.limits.max_peers {
+            self.stats.dropped_no_capacity += 1;
             return false;
         }
         let mut p = Peer::new(key, now, self.cfg.timers.probe_first);
