@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::watch;
 
 use crate::listener::{Io, Peer};
-use crate::router::Router;
+use crate::routes::App;
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,13 +23,13 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) async fn serve(
     io: Box<dyn Io>,
     peer: Peer,
-    router: Arc<Router>,
+    app: Arc<App>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let service = service_fn(move |mut req| {
-        let router = router.clone();
+        let app = app.clone();
         req.extensions_mut().insert(peer.clone());
-        async move { Ok::<_, Infallible>(router.dispatch(req).await) }
+        async move { Ok::<_, Infallible>(app.handle(req).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

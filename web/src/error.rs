@@ -4,6 +4,7 @@
 //! exits: the operator must be able to act on the message alone.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Why the management server could not be set up or run.
@@ -37,6 +38,17 @@ pub enum WebError {
 
     #[error("cannot set permissions of {path}: {source}")]
     Permissions { path: PathBuf, source: io::Error },
+
+    #[error("cannot listen on management address {addr}: {source}")]
+    TcpBind { addr: SocketAddr, source: io::Error },
+
+    /// A non-loopback TCP address without the explicit opt-in.
+    #[error("binding a non-loopback management address needs [management] allow_remote = true (address {addr})")]
+    RemoteNotAllowed { addr: SocketAddr },
+
+    /// A remote listener would be open to anyone without a password to check.
+    #[error("[management] allow_remote = true needs a management password (address {addr})")]
+    RemoteWithoutPassword { addr: SocketAddr },
 
     /// An accept loop task died (panicked); the server can no longer take connections.
     #[error("management server task failed: {0}")]

@@ -4,18 +4,48 @@
 //! the JSON-RPC 2.0 spec requires of a server — parse errors, invalid requests, batches and
 //! notifications — is done here, independent of HTTP, so any transport can reuse it.
 
+use std::collections::HashSet;
+
 use jsonrpsee::Methods;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+
+use crate::auth::{UNAUTHORIZED_CODE, UNAUTHORIZED_MESSAGE};
 
 /// JSON-RPC "Parse error": the body is not JSON.
 pub(crate) const PARSE_ERROR: i32 = -32700;
 /// JSON-RPC "Invalid request": JSON, but not a request object.
 pub(crate) const INVALID_REQUEST: i32 = -32600;
 
+/// What the caller of a request may do.
+pub(crate) struct Access<'a> {
+    /// Whether write methods may run.
+    pub(crate) may_write: bool,
+    /// Which methods are write methods.
+    pub(crate) write_methods: &'a HashSet<String>,
+}
+
+impl Access<'_> {
+    /// Whether `call` names a method this caller may not run.
+    fn refuses(&self, call: &Value) -> bool {
+        !self.may_write
+            && call
+                .get("method")
+                .and_then(Value::as_str)
+                .is_some_and(|m| self.write_methods.contains(m))
+    }
+}
+
 /// Run a request body (single request or batch) and return the response text, or `None` when the
 /// spec says nothing is to be returned (a notification, or a batch of only notifications).
-pub(crate) async fn dispatch(methods: &Methods, body: &[u8]) -> Option<String> {
+///
+/// Write methods the caller may not run are answered with error -32001 (and not run), each call of
+/// a batch on its own.
+pub(crate) async fn dispatch(
+    methods: &Methods,
+    body: &[u8],
+    access: &Access<'_>,
+) -> Option<String> {
     let Ok(text) = std::str::from_utf8(body) else {
         return Some(error_response(Value::Null, PARSE_ERROR, "Parse error"));
     };
@@ -35,7 +65,7 @@ pub(crate) async fn dispatch(methods: &Methods, body: &[u8]) -> Option<String> {
         // Sequentially: management calls are cheap, and ordered execution is easier to reason
         // about for an operator sending e.g. "stop peer X" then "list peers" in one batch.
         for call in calls {
-            if let Some(answer) = dispatch_one(methods, call.get()).await {
+            if let Some(answer) = dispatch_one(methods, call.get(), access).await {
                 answers.push(answer);
             }
         }
@@ -48,19 +78,29 @@ pub(crate) async fn dispatch(methods: &Methods, body: &[u8]) -> Option<String> {
         let Ok(call) = serde_json::from_str::<&RawValue>(text) else {
             return Some(error_response(Value::Null, PARSE_ERROR, "Parse error"));
         };
-        dispatch_one(methods, call.get()).await
+        dispatch_one(methods, call.get(), access).await
     }
 }
 
 /// Run one syntactically valid JSON value as a call.
-async fn dispatch_one(methods: &Methods, call: &str) -> Option<String> {
+async fn dispatch_one(methods: &Methods, call: &str, access: &Access<'_>) -> Option<String> {
+    let value: Value = serde_json::from_str(call).unwrap_or(Value::Null);
+    if access.refuses(&value) {
+        tracing::debug!(request = call, "unauthorised JSON-RPC call refused");
+        return value.get("id").map(|id| {
+            let id = match id {
+                Value::Number(_) | Value::String(_) => id.clone(),
+                _ => Value::Null,
+            };
+            error_response(id, UNAUTHORIZED_CODE, UNAUTHORIZED_MESSAGE)
+        });
+    }
     // Subscriptions are not offered over HTTP; their channel is dropped right away.
     if let Ok((answer, _subscription)) = methods.raw_json_request(call, 1).await {
         tracing::debug!(request = call, response = answer.get(), "JSON-RPC call");
         return Some(answer.get().to_owned());
     }
     // Not a request jsonrpsee accepts: either a notification (no "id") or invalid.
-    let value: Value = serde_json::from_str(call).unwrap_or(Value::Null);
     match as_notification(&value) {
         Some(as_request) => {
             // The spec says notifications are executed but never answered.
@@ -111,8 +151,17 @@ mod tests {
         m.into()
     }
 
+    fn open() -> HashSet<String> {
+        HashSet::new()
+    }
+
     async fn run(body: &str) -> Option<Value> {
-        dispatch(&methods(), body.as_bytes())
+        let writes = open();
+        let access = Access {
+            may_write: true,
+            write_methods: &writes,
+        };
+        dispatch(&methods(), body.as_bytes(), &access)
             .await
             .map(|s| serde_json::from_str(&s).unwrap())
     }
@@ -133,7 +182,12 @@ mod tests {
             assert_eq!(r["error"]["code"], json!(PARSE_ERROR), "{body:?}");
             assert_eq!(r["id"], Value::Null);
         }
-        let r = dispatch(&methods(), b"\xff\xfe").await.unwrap();
+        let writes = open();
+        let access = Access {
+            may_write: false,
+            write_methods: &writes,
+        };
+        let r = dispatch(&methods(), b"\xff\xfe", &access).await.unwrap();
         assert!(r.contains("-32700"));
     }
 
@@ -172,5 +226,35 @@ mod tests {
         assert_eq!(answers[0]["result"], json!(["x"]));
         assert_eq!(answers[1]["error"]["code"], json!(INVALID_REQUEST));
         assert_eq!(answers[2]["error"]["code"], json!(-32601));
+    }
+
+    #[tokio::test]
+    async fn write_methods_need_access() {
+        let writes: HashSet<String> = ["echo".to_owned()].into();
+        let denied = Access {
+            may_write: false,
+            write_methods: &writes,
+        };
+        let body = br#"[{"jsonrpc":"2.0","id":1,"method":"echo","params":[1]},
+                        {"jsonrpc":"2.0","method":"echo","params":[2]},
+                        {"jsonrpc":"2.0","id":"x","method":"nope"}]"#;
+        let r: Value =
+            serde_json::from_str(&dispatch(&methods(), body, &denied).await.unwrap()).unwrap();
+        let answers = r.as_array().unwrap();
+        assert_eq!(answers.len(), 2, "{r}");
+        assert_eq!(answers[0]["error"]["code"], json!(-32001));
+        assert_eq!(answers[0]["id"], json!(1));
+        assert_eq!(
+            answers[0]["error"]["message"],
+            json!("unauthorized: this method needs the management password")
+        );
+        assert_eq!(answers[1]["error"]["code"], json!(-32601));
+        let allowed = Access {
+            may_write: true,
+            write_methods: &writes,
+        };
+        let r: Value =
+            serde_json::from_str(&dispatch(&methods(), body, &allowed).await.unwrap()).unwrap();
+        assert_eq!(r[0]["result"], json!([1]));
     }
 }

@@ -1,19 +1,23 @@
 //! Weft management server, shared by `weft-edge` and `weft-supernode`.
 //!
 //! A daemon builds a [`jsonrpsee::RpcModule`] with its methods, binds a [`MgmtServer`] on its
-//! per-session unix socket ([`socket_path`]) and runs [`MgmtServer::serve`] next to its event loop.
-//! Tools talk to it with [`client::call`] / [`client::call_blocking`].
+//! per-session unix socket ([`socket_path`]), optionally adds a TCP listener, a password, metrics
+//! and an event feed (`with_*`), and runs [`MgmtServer::serve`] next to its event loop. Tools talk
+//! to it with [`client::Client`] (or [`client::call`] / [`client::call_blocking`] on the socket);
+//! `weftctl` is this crate's command-line client.
 //!
-//! The wire format is JSON-RPC 2.0 over plain HTTP/1.1 (`POST /v1`) rather than raw JSON over the
-//! socket, so that the same server can later grow a loopback TCP listener, a status page, Prometheus
-//! metrics and an event stream without changing the protocol. Internally that is why the server is
-//! split into a listener abstraction (where connections come from) and a router (what a path
-//! does); new transports and new pages are additions to those, not rewrites.
+//! Routes: `POST /v1` JSON-RPC 2.0; `GET /` the status page; `GET /metrics` Prometheus text;
+//! `GET /events` server-sent events. Internally the server is split into a listener abstraction
+//! (where connections come from), an access policy (who may do what) and a router (what a path
+//! does).
 
+mod auth;
+mod base64;
 mod body;
 pub mod client;
 mod conn;
 mod error;
+mod events;
 mod jsonrpc;
 mod listener;
 mod response;
@@ -25,7 +29,12 @@ mod unix;
 use std::path::{Path, PathBuf};
 
 pub use error::WebError;
-pub use server::MgmtServer;
+pub use events::ServerEvent;
+pub use routes::MetricsFn;
+pub use server::{MgmtServer, DEFAULT_WRITE_METHODS};
+
+/// JSON-RPC error code of a write method called without authorisation.
+pub const UNAUTHORIZED_CODE: i32 = auth::UNAUTHORIZED_CODE;
 
 /// Re-exported so daemons register methods against exactly the jsonrpsee version this crate speaks
 /// (`weft_web::jsonrpsee::RpcModule`, `weft_web::jsonrpsee::types::ErrorObjectOwned`).

@@ -1,7 +1,7 @@
 //! HTTP response building blocks shared by all routes.
 //!
-//! The body type is boxed so that a later streaming route (server-sent events) can return a
-//! different body implementation through the same router without changing any signature.
+//! The body type is boxed so that the streaming route (server-sent events) returns a different
+//! body implementation through the same router as the in-memory ones.
 
 use std::convert::Infallible;
 
@@ -41,9 +41,14 @@ pub(crate) fn json(body: String) -> Response<Body> {
     with_body(StatusCode::OK, "application/json", body)
 }
 
+/// An empty body.
+pub(crate) fn empty_body() -> Body {
+    Empty::new().boxed()
+}
+
 /// Empty response (e.g. 204 for a JSON-RPC notification).
 pub(crate) fn empty(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Empty::new().boxed());
+    let mut resp = Response::new(empty_body());
     *resp.status_mut() = status;
     resp
 }

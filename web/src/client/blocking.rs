@@ -1,20 +1,97 @@
-//! The blocking transport: a hand-written HTTP/1.1 exchange over `std::os::unix::net::UnixStream`.
+//! The blocking transport: a hand-written HTTP/1.1 exchange over a std unix or TCP stream.
 //!
 //! Deliberately tiny: one request with `Connection: close`, one response. Every step (connect,
 //! each write, each read) gets the time left until one deadline, so the caller's timeout bounds
-//! the whole call even against a daemon that accepts but never answers.
+//! the whole call even against a daemon that accepts but never answers. The event stream reuses
+//! the same pieces but reads its (endless) body incrementally, see [`super::events`].
 
 use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::ClientError;
+use super::{ClientError, Target};
 
 /// Responses larger than this are refused; management answers are small.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A connected byte stream, whatever the transport.
+pub(super) enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    pub(super) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tcp(s) => s.set_read_timeout(t),
+        }
+    }
+
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_write_timeout(t),
+            Stream::Tcp(s) => s.set_write_timeout(t),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+/// One HTTP request.
+pub(super) struct Request<'a> {
+    pub(super) method: &'a str,
+    pub(super) path: &'a str,
+    /// Extra header lines, e.g. `("Authorization", "Bearer …")`.
+    pub(super) headers: Vec<(&'static str, String)>,
+    pub(super) body: &'a [u8],
+}
+
+impl Request<'_> {
+    fn encode(&self, host: &str) -> Vec<u8> {
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n",
+            self.method, self.path
+        );
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !self.body.is_empty() || self.method == "POST" {
+            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(self.body);
+        bytes
+    }
+}
 
 /// POST `body` to `/v1` on the socket at `path` within `timeout`; returns status and body.
 pub(super) fn post(
@@ -22,26 +99,53 @@ pub(super) fn post(
     body: &[u8],
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), ClientError> {
-    let deadline = Deadline::new(timeout);
-    let mut stream = connect(path, deadline.remaining()?).map_err(|source| {
-        if is_timeout(&source) {
-            ClientError::Timeout(timeout)
-        } else {
-            ClientError::Connect {
-                path: path.to_owned(),
-                source,
-            }
-        }
-    })?;
+    let req = Request {
+        method: "POST",
+        path: "/v1",
+        headers: vec![("Content-Type", "application/json".to_owned())],
+        body,
+    };
+    exchange(&Target::Unix(path.to_owned()), &req, timeout)
+}
 
-    let head = format!(
-        "POST /v1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let mut request = head.into_bytes();
-    request.extend_from_slice(body);
-    match write_all(&mut stream, &request, &deadline) {
+/// Send `req` to `target` and read the whole response within `timeout`.
+pub(super) fn exchange(
+    target: &Target,
+    req: &Request<'_>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), ClientError> {
+    let deadline = Deadline::new(timeout);
+    let mut stream = send(target, req, &deadline)?;
+    read_response(&mut stream, &deadline)
+}
+
+/// Connect to `target` and send `req`, within `deadline`.
+pub(super) fn send(
+    target: &Target,
+    req: &Request<'_>,
+    deadline: &Deadline,
+) -> Result<Stream, ClientError> {
+    let (mut stream, host) = match target {
+        Target::Unix(path) => {
+            let stream = connect(path, deadline.remaining()?).map_err(|source| {
+                if is_timeout(&source) {
+                    ClientError::Timeout(deadline.total)
+                } else {
+                    ClientError::Connect {
+                        path: path.to_owned(),
+                        source,
+                    }
+                }
+            })?;
+            (Stream::Unix(stream), "localhost".to_owned())
+        }
+        Target::Tcp(url) => {
+            let authority = super::authority(url)?;
+            let stream = connect_tcp(&authority, deadline)?;
+            (Stream::Tcp(stream), authority)
+        }
+    };
+    match write_all(&mut stream, &req.encode(&host), deadline) {
         Ok(()) => {}
         // The server may refuse a request early (413) and close; its answer can still be read.
         Err(ClientError::Io(e))
@@ -51,17 +155,38 @@ pub(super) fn post(
             ) => {}
         Err(e) => return Err(e),
     }
-    read_response(&mut stream, &deadline)
+    Ok(stream)
+}
+
+/// Connect over TCP to `authority` (`host:port`), trying each address it resolves to.
+fn connect_tcp(authority: &str, deadline: &Deadline) -> Result<TcpStream, ClientError> {
+    let connect_err = |source| ClientError::ConnectTcp {
+        addr: authority.to_owned(),
+        source,
+    };
+    let addrs = authority.to_socket_addrs().map_err(connect_err)?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, deadline.remaining()?) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) if is_timeout(&e) => return Err(ClientError::Timeout(deadline.total)),
+            Err(e) => last = e,
+        }
+    }
+    Err(connect_err(last))
 }
 
 /// The end of the time budget.
-struct Deadline {
+pub(super) struct Deadline {
     at: Instant,
     total: Duration,
 }
 
 impl Deadline {
-    fn new(total: Duration) -> Self {
+    pub(super) fn new(total: Duration) -> Self {
         Self {
             at: Instant::now() + total,
             total,
@@ -69,7 +194,7 @@ impl Deadline {
     }
 
     /// Time left, or `Timeout` when none (std socket timeouts cannot be zero).
-    fn remaining(&self) -> Result<Duration, ClientError> {
+    pub(super) fn remaining(&self) -> Result<Duration, ClientError> {
         let left = self.at.saturating_duration_since(Instant::now());
         if left.is_zero() {
             Err(ClientError::Timeout(self.total))
@@ -78,7 +203,7 @@ impl Deadline {
         }
     }
 
-    fn map_io(&self, e: io::Error) -> ClientError {
+    pub(super) fn map_io(&self, e: io::Error) -> ClientError {
         if is_timeout(&e) {
             ClientError::Timeout(self.total)
         } else {
@@ -87,7 +212,7 @@ impl Deadline {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
+pub(super) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -97,7 +222,7 @@ fn is_timeout(e: &io::Error) -> bool {
 /// Connect with a bound on the wait. `UnixStream::connect` blocks without limit when the
 /// listener's backlog is full; on Linux a unix-socket connect waits at most `SO_SNDTIMEO`, which
 /// std can only set after connecting, hence the socket is created by hand.
-fn connect(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
+pub(super) fn connect(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
     let bytes = path.as_os_str().as_bytes();
     // SAFETY: sockaddr_un is plain old data; all-zero is a valid (empty) value.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
@@ -140,11 +265,7 @@ fn connect(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
     }
 }
 
-fn write_all(
-    stream: &mut UnixStream,
-    mut data: &[u8],
-    deadline: &Deadline,
-) -> Result<(), ClientError> {
+fn write_all(stream: &mut Stream, mut data: &[u8], deadline: &Deadline) -> Result<(), ClientError> {
     while !data.is_empty() {
         stream.set_write_timeout(Some(deadline.remaining()?))?;
         match stream.write(data) {
@@ -158,11 +279,16 @@ fn write_all(
 }
 
 /// Read until the response is complete according to its framing.
-fn read_response(
-    stream: &mut UnixStream,
+fn read_response(stream: &mut Stream, deadline: &Deadline) -> Result<(u16, Vec<u8>), ClientError> {
+    read_response_from(stream, Vec::with_capacity(4096), deadline)
+}
+
+/// The same, with `buf` already holding the first bytes of the response.
+pub(super) fn read_response_from(
+    stream: &mut Stream,
+    mut buf: Vec<u8>,
     deadline: &Deadline,
 ) -> Result<(u16, Vec<u8>), ClientError> {
-    let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     let mut head: Option<Head> = None;
     loop {
@@ -200,7 +326,7 @@ fn read_response(
 
 /// How the end of the body is recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(super) enum Framing {
     Length(usize),
     Chunked,
     UntilClose,
@@ -208,11 +334,13 @@ enum Framing {
 
 /// Status line and headers of a response.
 #[derive(Debug)]
-struct Head {
-    status: u16,
+pub(super) struct Head {
+    pub(super) status: u16,
     /// Bytes of the head including the blank line.
-    len: usize,
-    framing: Framing,
+    pub(super) len: usize,
+    pub(super) framing: Framing,
+    /// Value of `Content-Type`, if any.
+    pub(super) content_type: Option<String>,
 }
 
 impl Head {
@@ -227,7 +355,7 @@ impl Head {
 }
 
 /// Parse the head once it is complete (`None` until then).
-fn parse_head(buf: &[u8]) -> Result<Option<Head>, ClientError> {
+pub(super) fn parse_head(buf: &[u8]) -> Result<Option<Head>, ClientError> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         if buf.len() > 64 * 1024 {
             return Err(ClientError::InvalidResponse(
@@ -250,6 +378,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ClientError> {
         .ok_or_else(|| bad("bad status line"))?;
 
     let mut framing = Framing::UntilClose;
+    let mut content_type = None;
     for line in lines {
         let (name, value) = line.split_once(':').ok_or_else(|| bad("bad header line"))?;
         let value = value.trim();
@@ -260,6 +389,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ClientError> {
         } else if name.eq_ignore_ascii_case("content-length") && framing != Framing::Chunked {
             let n = value.parse().map_err(|_| bad("bad Content-Length"))?;
             framing = Framing::Length(n);
+        } else if name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(value.to_owned());
         }
     }
     if status == 204 || status == 304 || (100..200).contains(&status) {
@@ -269,6 +400,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ClientError> {
         status,
         len: end + 4,
         framing,
+        content_type,
     }))
 }
 

@@ -39,6 +39,14 @@ pub enum ClientError {
     #[error("cannot connect to management socket {path}: {source}")]
     Connect { path: PathBuf, source: io::Error },
 
+    /// No daemon could be reached at the TCP address (refused, unreachable, unresolvable).
+    #[error("cannot connect to management address {addr}: {source}")]
+    ConnectTcp { addr: String, source: io::Error },
+
+    /// The target (e.g. a URL) is not usable.
+    #[error("invalid management address {0}")]
+    InvalidTarget(String),
+
     /// The connection broke while sending or receiving.
     #[error("management connection failed: {0}")]
     Io(#[from] io::Error),
@@ -71,5 +79,22 @@ impl ClientError {
             ClientError::Rpc(e) => Some(e.code),
             _ => None,
         }
+    }
+
+    /// Whether the daemon refused for lack of the password: HTTP 401, or JSON-RPC error -32001.
+    pub fn is_unauthorized(&self) -> bool {
+        match self {
+            ClientError::Status { status, .. } => *status == 401,
+            ClientError::Rpc(e) => e.code == crate::UNAUTHORIZED_CODE,
+            _ => false,
+        }
+    }
+
+    /// Whether no daemon could be reached at all (nothing listening, no permission, timeout).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. } | ClientError::ConnectTcp { .. } | ClientError::Timeout(_)
+        )
     }
 }

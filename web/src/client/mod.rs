@@ -1,19 +1,191 @@
-//! Client side of the management protocol: one JSON-RPC call per connection to a daemon's socket.
+//! Client side of the management protocol: one JSON-RPC call per connection to a daemon.
 //!
-//! Two flavours with the same semantics: [`call`] for async code (the daemons, the CLI), and
-//! [`call_blocking`] using only std I/O, so tests and small tools need no tokio runtime. Both send
-//! `POST /v1` and turn the JSON-RPC response into `Ok(result)` or [`ClientError::Rpc`].
+//! [`Client`] talks to a [`Target`] (the unix socket or a TCP URL), optionally with the management
+//! password, either async ([`Client::call`]) or with std blocking I/O only
+//! ([`Client::call_blocking`], [`Client::get_blocking`], [`Client::events_blocking`]) so that tests
+//! and the CLI need no tokio runtime. [`call`] and [`call_blocking`] are the unix-socket shortcuts.
+//! All send `POST /v1` and turn the JSON-RPC response into `Ok(result)` or [`ClientError::Rpc`].
 
 mod blocking;
 mod error;
+mod events;
 mod nonblocking;
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 pub use error::{ClientError, RpcError};
+pub use events::EventStream;
 
-use std::path::Path;
-use std::time::Duration;
+/// Default bound on one blocking exchange.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a daemon's management server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Its unix socket, e.g. `/run/weft/home/mgmt`.
+    Unix(PathBuf),
+    /// Its TCP listener as a URL, `http://host:port` (a trailing `/` is allowed).
+    Tcp(String),
+}
+
+impl Target {
+    /// A TCP target from a URL, checked: `http://host:port` or `http://[v6]:port` (port 80 when
+    /// omitted). `https` is not spoken.
+    pub fn from_url(url: &str) -> Result<Target, ClientError> {
+        authority(url)?;
+        Ok(Target::Tcp(url.to_owned()))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Unix(path) => write!(f, "unix:{}", path.display()),
+            Target::Tcp(url) => f.write_str(url),
+        }
+    }
+}
+
+/// `host:port` of an `http://` URL.
+fn authority(url: &str) -> Result<String, ClientError> {
+    let bad = |why: &str| ClientError::InvalidTarget(format!("{url}: {why}"));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("only http:// URLs are supported"))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err(bad("expected http://host:port"));
+    }
+    let has_port = match rest.rfind(']') {
+        Some(close) => rest[close..].contains(':'),
+        None => rest.contains(':'),
+    };
+    let authority = if has_port {
+        rest.to_owned()
+    } else {
+        format!("{rest}:80")
+    };
+    let port = authority.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
+    if port.parse::<u16>().is_err() {
+        return Err(bad("bad port"));
+    }
+    Ok(authority)
+}
+
+/// A management client for one target.
+#[derive(Clone)]
+pub struct Client {
+    target: Target,
+    password: Option<String>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("target", &self.target)
+            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client for `target`, without password, with [`DEFAULT_TIMEOUT`].
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            password: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Send the management password (`Authorization: Bearer …`) with every request.
+    pub fn with_password(mut self, password: Option<String>) -> Self {
+        self.password = password.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// Bound each blocking exchange (connect, send, receive) by `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn authorization(&self) -> Option<String> {
+        self.password.as_ref().map(|p| format!("Bearer {p}"))
+    }
+
+    /// One JSON-RPC call, async. No built-in timeout (wrap in `tokio::time::timeout`).
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let body = request_body(method, params);
+        let (status, bytes) =
+            nonblocking::post_to(&self.target, body, self.authorization()).await?;
+        interpret(status, &bytes)
+    }
+
+    /// One JSON-RPC call with std blocking I/O, bounded by the client's timeout.
+    pub fn call_blocking(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let body = request_body(method, params);
+        let mut headers = vec![("Content-Type", "application/json".to_owned())];
+        headers.extend(self.authorization().map(|a| ("Authorization", a)));
+        let req = blocking::Request {
+            method: "POST",
+            path: "/v1",
+            headers,
+            body: body.as_bytes(),
+        };
+        let (status, bytes) = blocking::exchange(&self.target, &req, self.timeout)?;
+        interpret(status, &bytes)
+    }
+
+    /// `GET path` with std blocking I/O (e.g. `/metrics`): the body of a 200 answer, otherwise
+    /// [`ClientError::Status`].
+    pub fn get_blocking(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let headers = self
+            .authorization()
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        let req = blocking::Request {
+            method: "GET",
+            path,
+            headers,
+            body: &[],
+        };
+        match blocking::exchange(&self.target, &req, self.timeout)? {
+            (200, body) => Ok(body),
+            (status, body) => Err(ClientError::Status {
+                status,
+                body: String::from_utf8_lossy(&body).trim().to_owned(),
+            }),
+        }
+    }
+
+    /// Open `GET /events` with std blocking I/O (the client's timeout bounds getting the answer's
+    /// head); the stream then yields `(kind, data)` pairs and fails with
+    /// [`ClientError::Timeout`] if the server sends nothing (not even its keepalive) for
+    /// `read_timeout`.
+    pub fn events_blocking(&self, read_timeout: Duration) -> Result<EventStream, ClientError> {
+        EventStream::open(
+            &self.target,
+            self.authorization(),
+            self.timeout,
+            read_timeout,
+        )
+    }
+}
 
 /// One JSON-RPC call over the unix socket: POST /v1, returns `result` or a ClientError carrying
 /// the JSON-RPC error.
@@ -37,6 +209,55 @@ pub fn call_blocking(
     let body = request_body(method, params);
     let (status, bytes) = blocking::post(path, body.as_bytes(), timeout)?;
     interpret(status, &bytes)
+}
+
+/// A session found under a runtime directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The session name (its directory's name).
+    pub name: String,
+    /// Its management socket, `<runtime_dir>/<name>/mgmt`.
+    pub socket: PathBuf,
+}
+
+/// Sessions with a live management socket under `runtime_dir` (normally
+/// [`crate::DEFAULT_RUNTIME_DIR`]), sorted by name.
+///
+/// A socket counts as live when a connection to it succeeds, or when it cannot be checked for
+/// lack of permission (connecting will then explain); sockets left behind by a daemon that is gone
+/// (connection refused) are skipped. A missing `runtime_dir` means no sessions.
+pub fn running_sessions(runtime_dir: &Path) -> io::Result<Vec<Session>> {
+    let entries = match fs::read_dir(runtime_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut sessions = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let socket = crate::socket_path(runtime_dir, &name);
+        let live = match fs::symlink_metadata(&socket) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                match blocking::connect(&socket, Duration::from_secs(1)) {
+                    Ok(_) => true,
+                    Err(e) => matches!(
+                        e.kind(),
+                        io::ErrorKind::PermissionDenied
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                    ),
+                }
+            }
+            Ok(_) => false,
+            Err(e) => e.kind() == io::ErrorKind::PermissionDenied,
+        };
+        if live {
+            sessions.push(Session { name, socket });
+        }
+    }
+    sessions.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(sessions)
 }
 
 /// The request object. Each call has its own connection, so a constant id is unambiguous.
@@ -104,5 +325,38 @@ mod tests {
             interpret(200, b"nope"),
             Err(ClientError::InvalidResponse(_))
         ));
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            authority("http://127.0.0.1:5644").unwrap(),
+            "127.0.0.1:5644"
+        );
+        assert_eq!(
+            authority("http://127.0.0.1:5644/").unwrap(),
+            "127.0.0.1:5644"
+        );
+        assert_eq!(authority("http://[::1]:7").unwrap(), "[::1]:7");
+        assert_eq!(authority("http://[::1]").unwrap(), "[::1]:80");
+        assert_eq!(authority("http://localhost").unwrap(), "localhost:80");
+        for bad in [
+            "https://127.0.0.1:1",
+            "127.0.0.1:1",
+            "http://",
+            "http://h:1/v1",
+            "http://h:x",
+            "http://h:99999",
+        ] {
+            assert!(
+                matches!(authority(bad), Err(ClientError::InvalidTarget(_))),
+                "{bad}"
+            );
+        }
+        assert!(Target::from_url("http://127.0.0.1:1").is_ok());
+        assert_eq!(
+            Target::Unix("/run/weft/a/mgmt".into()).to_string(),
+            "unix:/run/weft/a/mgmt"
+        );
     }
 }
