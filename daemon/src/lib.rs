@@ -5,14 +5,17 @@
 // Config errors carry their origin by value and are built once per start: size does not matter.
 #![allow(clippy::result_large_err)]
 
-use std::net::SocketAddr;
+pub mod metrics;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::{Context, Result};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
-use weft_config::{help_text, resolve_start_arg, Config, ConfigError, Schema};
+use weft_config::{help_text, resolve_start_arg, Config, ConfigError, OptionSpec, Schema};
 
 /// Where `start <session>` looks for `<session>.conf`.
 pub const ETC_DIR: &str = "/etc/weft";
@@ -75,17 +78,167 @@ impl Common {
     }
 }
 
-/// Logs to stderr at the configured level; `WEFT_LOG` (an env-filter string) overrides it.
-pub fn init_logging(verbose: u8) {
+/// The process's logging, whose level the management API can change at run time.
+pub struct Logging {
+    handle: tracing_subscriber::reload::Handle<
+        tracing_subscriber::EnvFilter,
+        tracing_subscriber::Registry,
+    >,
+    verbose: AtomicU8,
+}
+
+fn filter_for(verbose: u8) -> tracing_subscriber::EnvFilter {
     let level = ["error", "warn", "info", "debug", "trace"][verbose.min(4) as usize];
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},jsonrpsee=warn,hyper=warn"))
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    tracing_subscriber::EnvFilter::new(format!("{level},jsonrpsee=warn,hyper=warn"))
+}
+
+impl Logging {
+    /// The current level, 0 error .. 4 trace.
+    pub fn verbose(&self) -> u8 {
+        self.verbose.load(Ordering::Relaxed)
+    }
+
+    /// Changes the level.
+    pub fn set_verbose(&self, verbose: u8) -> Result<()> {
+        anyhow::ensure!(verbose <= 4, "verbose must be 0 to 4");
+        self.handle.reload(filter_for(verbose))?;
+        self.verbose.store(verbose, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Logs to stderr at the configured level; `WEFT_LOG` (an env-filter string) overrides it at start.
+pub fn init_logging(verbose: u8) -> Logging {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+        .unwrap_or_else(|_| filter_for(verbose));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .init();
+    Logging {
+        handle,
+        verbose: AtomicU8::new(verbose),
+    }
+}
+
+/// What `reload` did: the options applied at once, and those that take effect at the next start.
+pub type ReloadReport = (Vec<String>, Vec<String>);
+
+/// The daemon's `reload` action, called by the management method.
+pub type ReloadFn = Box<dyn Fn(&Logging) -> Result<ReloadReport> + Send + Sync>;
+
+/// The `[management]` options both daemons have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MgmtSettings {
+    /// Loopback (or, with `allow_remote`, any) TCP address for the management server, if any.
+    pub tcp: Option<SocketAddr>,
+    /// Whether a non-loopback address is allowed (every request then needs the password).
+    pub allow_remote: bool,
+    /// The configured password, if any (else one is generated in the state directory).
+    pub password: Option<String>,
+}
+
+/// The options both daemons have: `[daemon]`, `[logging]`, `[management]`.
+pub const COMMON_OPTIONS: &[OptionSpec] = &[
+    OptionSpec::new("daemon", "state_dir", "Directory for persistent state: the edge's identity key, the supernode's address leases, the generated management password. Default: /var/lib/weft/<session>."),
+    OptionSpec::new("daemon", "runtime_dir", "Directory for runtime files; the management socket is <runtime_dir>/<session>/mgmt.").default("/run/weft"),
+    OptionSpec::new("logging", "verbose", "Log level: 0 error, 1 warn, 2 info (one line per state change), 3 debug, 4 trace. Can be changed at run time (weftctl verbose N).").default("2"),
+    OptionSpec::new("management", "port", "Also serve the management API, status page (/), metrics (/metrics) and events (/events) on this TCP port, on `address`. Default: only the unix socket <runtime_dir>/<session>/mgmt."),
+    OptionSpec::new("management", "address", "Address for `port`. A non-loopback address also needs allow_remote = true, and then every request needs the password.").default("127.0.0.1"),
+    OptionSpec::new("management", "allow_remote", "Allow a non-loopback management address.").default("false"),
+    OptionSpec::new("management", "password", "Password for methods that change state (and for every request on a non-loopback address), as an HTTP Bearer token or Basic password; root on the unix socket needs none. Default: generated at first start into <state_dir>/management.password.").secret(),
+];
+
+/// A daemon's schema: its own options followed by [`COMMON_OPTIONS`]. Built once at start (the table is
+/// leaked on purpose: it lives as long as the process).
+pub fn schema(program: &'static str, own: &'static [OptionSpec]) -> Schema {
+    let options: Vec<OptionSpec> = own.iter().chain(COMMON_OPTIONS).cloned().collect();
+    Schema {
+        program,
+        options: Box::leak(options.into_boxed_slice()),
+    }
+}
+
+impl MgmtSettings {
+    /// Reads the `[management]` options.
+    pub fn from_config(cfg: &Config) -> Result<MgmtSettings, ConfigError> {
+        let port: Option<u16> = cfg.parse("management", "port")?;
+        let address: IpAddr = cfg
+            .parse("management", "address")?
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let allow_remote = cfg
+            .parse_bool("management", "allow_remote")?
+            .unwrap_or(false);
+        if port.is_some() && !address.is_loopback() && !allow_remote {
+            return Err(cfg.invalid(
+                "management",
+                "address",
+                "is not a loopback address: set [management] allow_remote = true to serve it (every request then needs the password)",
+            ));
+        }
+        let password = cfg
+            .get("management", "password")
+            .map(|s| s.value.clone())
+            .filter(|p| !p.is_empty());
+        Ok(MgmtSettings {
+            tcp: port.map(|p| SocketAddr::new(address, p)),
+            allow_remote,
+            password,
+        })
+    }
+}
+
+/// The management password: the configured one, else the one in `<state_dir>/management.password`,
+/// created (random, mode 0600) at first start. Never a fixed default.
+pub fn management_password(configured: Option<&str>, state_dir: &Path) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(p) = configured {
+        return Ok(p.to_string());
+    }
+    let path = state_dir.join("management.password");
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
+        Ok(_) => anyhow::bail!("{} is empty", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    }
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    let mut bytes = [0u8; 18];
+    getrandom(&mut bytes)?;
+    let password: String = bytes
+        .iter()
+        .map(|b| {
+            // 64 symbols: each byte's low 6 bits pick one without bias (18 bytes: 108 bits).
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            ALPHABET[(*b & 63) as usize] as char
+        })
+        .collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(f, "{password}")?;
+    tracing::info!("generated a management password in {}", path.display());
+    Ok(password)
+}
+
+fn getrandom(buf: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .context("cannot read /dev/urandom")
 }
 
 /// A UDP socket with deliberately sized kernel buffers: most loss measured in user-space VPNs here was
@@ -113,6 +266,50 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Pagination of list methods: optional `{"offset": n, "limit": n}` params (default 0 and 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Items to skip.
+    #[serde(default)]
+    pub offset: usize,
+    /// Items to return at most.
+    #[serde(default = "Page::default_limit")]
+    pub limit: usize,
+}
+
+impl Page {
+    fn default_limit() -> usize {
+        1000
+    }
+
+    /// Reads the page from a call's params; absent params mean the first page.
+    pub fn from_params(
+        params: &weft_web::jsonrpsee::types::Params,
+    ) -> Result<Page, weft_web::jsonrpsee::types::ErrorObjectOwned> {
+        match params.as_str() {
+            None => Ok(Page {
+                offset: 0,
+                limit: Self::default_limit(),
+            }),
+            Some(text) => serde_json::from_str::<Page>(text).map_err(|e| {
+                weft_web::jsonrpsee::types::ErrorObjectOwned::owned(
+                    -32602,
+                    format!("invalid params: {e} (expected {{\"offset\": n, \"limit\": n}})"),
+                    None::<()>,
+                )
+            }),
+        }
+    }
+
+    /// The page's slice of `items`.
+    pub fn apply<'a, T>(&self, items: &'a [T]) -> &'a [T] {
+        let start = self.offset.min(items.len());
+        let end = start.saturating_add(self.limit).min(items.len());
+        &items[start..end]
+    }
+}
+
 /// A running management server; [`Mgmt::stop`] shuts it down and removes its socket.
 pub struct Mgmt {
     stop: oneshot::Sender<()>,
@@ -120,18 +317,35 @@ pub struct Mgmt {
 }
 
 impl Mgmt {
-    /// Binds `<runtime_dir>/<session>/mgmt` and serves `module` on it.
+    /// Binds `<runtime_dir>/<session>/mgmt` (and the TCP address, if configured) and serves `methods`,
+    /// the status page, `/metrics` from `metrics` and `/events` from `events` on them.
     pub async fn start(
-        runtime_dir: &Path,
+        common: &Common,
+        settings: &MgmtSettings,
         session: &str,
         daemon: &str,
-        module: weft_web::jsonrpsee::RpcModule<()>,
+        methods: impl Into<weft_web::jsonrpsee::Methods>,
+        metrics: weft_web::MetricsFn,
+        events: tokio::sync::broadcast::Sender<weft_web::ServerEvent>,
     ) -> Result<Mgmt> {
-        let sock = weft_web::socket_path(runtime_dir, session);
-        let server = weft_web::MgmtServer::bind_unix(&sock, module)
+        let password = management_password(settings.password.as_deref(), &common.state_dir)?;
+        let mut module = weft_web::jsonrpsee::RpcModule::new(());
+        module.merge(methods)?;
+        let sock = weft_web::socket_path(&common.runtime_dir, session);
+        let mut server = weft_web::MgmtServer::bind_unix(&sock, module)
             .await
             .with_context(|| format!("management socket {}", sock.display()))?
-            .with_daemon_name(daemon);
+            .with_daemon_name(daemon)
+            .with_password(password)
+            .with_metrics(metrics)
+            .with_events(events);
+        if let Some(addr) = settings.tcp {
+            server = server
+                .with_tcp(addr, settings.allow_remote)
+                .await
+                .with_context(|| format!("management address {addr}"))?;
+            tracing::info!("management API, status page and metrics on http://{addr}/");
+        }
         let (stop, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async {
             let _ = rx.await;

@@ -21,21 +21,26 @@ use crate::tap;
 
 /// A question the management server asks the loop.
 pub enum Query {
-    Info(oneshot::Sender<InfoSnapshot>),
-    Peers(oneshot::Sender<(Instant, Vec<PeerStatus>)>),
+    /// Everything the status methods and metrics report.
+    Snapshot(oneshot::Sender<Snapshot>),
 }
 
-/// The parts of the edge's state `get_info` reports.
-pub struct InfoSnapshot {
+/// A copy of the edge's state for the management API, taken between two packets.
+pub struct Snapshot {
+    pub now: Instant,
     pub public_key: String,
     pub mac: String,
     pub ip: Option<Ipv4Net>,
     pub registered: bool,
     pub observed: Option<SocketAddr>,
     pub supernodes: Vec<SupernodeStatus>,
+    pub peers: Vec<PeerStatus>,
     pub stats: EdgeStats,
-    pub now: Instant,
+    pub last_peer_rx: Option<Instant>,
 }
+
+/// Where the loop publishes events for `/events`.
+pub type EventSink = tokio::sync::broadcast::Sender<weft_web::ServerEvent>;
 
 /// Datagrams or frames handled per wake-up before yielding to the other sources.
 const BATCH: usize = 64;
@@ -49,10 +54,11 @@ pub async fn run(
     dev: AsyncDevice,
     mut queries: mpsc::Receiver<Query>,
     mut shutdown: oneshot::Receiver<()>,
+    events: EventSink,
 ) -> Result<()> {
     let mut ubuf = vec![0u8; MAX_DATAGRAM];
     let mut tbuf = vec![0u8; MAX_DATAGRAM];
-    flush(&mut edge, &udp, &dev).await;
+    flush(&mut edge, &udp, &dev, &events).await;
     loop {
         let deadline = tokio::time::Instant::from_std(edge.poll_timeout());
         tokio::select! {
@@ -86,33 +92,31 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline) => edge.handle_timeout(Instant::now()),
             Some(q) = queries.recv() => answer(&edge, q),
         }
-        flush(&mut edge, &udp, &dev).await;
+        flush(&mut edge, &udp, &dev, &events).await;
     }
     Ok(())
 }
 
 fn answer(edge: &Edge, q: Query) {
-    let now = Instant::now();
     match q {
-        Query::Info(tx) => {
-            let _ = tx.send(InfoSnapshot {
+        Query::Snapshot(tx) => {
+            let _ = tx.send(Snapshot {
+                now: Instant::now(),
                 public_key: edge.public_key().to_string(),
                 mac: edge.config().mac.to_string(),
                 ip: edge.address(),
                 registered: edge.is_registered(),
                 observed: edge.observed_address(),
                 supernodes: edge.supernodes(),
+                peers: edge.peers(),
                 stats: edge.stats(),
-                now,
+                last_peer_rx: edge.last_peer_rx(),
             });
-        }
-        Query::Peers(tx) => {
-            let _ = tx.send((now, edge.peers()));
         }
     }
 }
 
-async fn flush(edge: &mut Edge, udp: &UdpSocket, dev: &AsyncDevice) {
+async fn flush(edge: &mut Edge, udp: &UdpSocket, dev: &AsyncDevice, events: &EventSink) {
     while let Some(t) = edge.poll_transmit() {
         if let Err(e) = udp.send_to(&t.payload, t.dest).await {
             // Unreachable networks and the like: the protocol's timers deal with lost packets.
@@ -126,6 +130,9 @@ async fn flush(edge: &mut Edge, udp: &UdpSocket, dev: &AsyncDevice) {
     }
     while let Some(ev) = edge.poll_event() {
         log_event(edge, &ev);
+        if events.receiver_count() > 0 {
+            let _ = events.send(server_event(edge, &ev));
+        }
         if let Event::AddressAssigned(net) = ev {
             if let Err(e) = tap::set_address(dev, net) {
                 tracing::error!("cannot set the TAP address to {net}: {e}");
@@ -188,6 +195,75 @@ fn log_event(edge: &Edge, ev: &Event) {
         }
         Event::PeerGone { peer } => tracing::info!("peer {peer:?} gone"),
     }
+}
+
+fn path_json(p: &Path) -> (&'static str, Option<String>) {
+    match p {
+        Path::Direct(a) => ("direct", Some(a.to_string())),
+        Path::Relayed(_) => ("relayed", None),
+        Path::None => ("none", None),
+    }
+}
+
+fn description(edge: &Edge, key: &weft_proto::keys::PublicKey) -> String {
+    edge.peers()
+        .into_iter()
+        .find(|p| &p.public_key == key)
+        .map(|p| p.description)
+        .unwrap_or_default()
+}
+
+/// The `/events` form of an event (kinds and fields: docs/api.md).
+fn server_event(edge: &Edge, ev: &Event) -> weft_web::ServerEvent {
+    use serde_json::json;
+    let (kind, mut data) = match ev {
+        Event::Registered {
+            supernode,
+            observed,
+        } => (
+            "registered",
+            json!({"supernode": supernode.to_string(), "public_addr": observed.to_string()}),
+        ),
+        Event::SupernodeRestarted { supernode } => (
+            "supernode_restarted",
+            json!({"supernode": supernode.to_string()}),
+        ),
+        Event::RegistrationLost { supernode } => (
+            "registration_lost",
+            json!({"supernode": supernode.to_string()}),
+        ),
+        Event::RegistrationRefused { supernode, reason } => (
+            "registration_refused",
+            json!({"supernode": supernode.to_string(), "reason": format!("{reason:?}")}),
+        ),
+        Event::AddressAssigned(net) => ("address_assigned", json!({"ip": net.to_string()})),
+        Event::PeerUp { peer, path, .. } | Event::PathChanged { peer, path } => {
+            let (p, addr) = path_json(path);
+            (
+                if matches!(ev, Event::PeerUp { .. }) {
+                    "peer_up"
+                } else {
+                    "path_changed"
+                },
+                json!({"peer": peer.to_string(), "description": description(edge, peer), "path": p, "addr": addr}),
+            )
+        }
+        Event::PeerDown { peer } => (
+            "peer_down",
+            json!({"peer": peer.to_string(), "description": description(edge, peer)}),
+        ),
+        Event::PeerGone { peer } => ("peer_gone", json!({"peer": peer.to_string()})),
+    };
+    data["time_ms"] = json!(unix_ms());
+    weft_web::ServerEvent {
+        kind: kind.to_string(),
+        data: data.to_string(),
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    wall_clock_us() / 1000
 }
 
 /// Milliseconds since `t`, for status output.

@@ -12,6 +12,7 @@ mod tap;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -19,7 +20,7 @@ use clap::{Parser, Subcommand};
 use tokio::sync::{mpsc, oneshot};
 use weft_daemon::{Mgmt, StartArgs};
 use weft_proto::edge::{AddressMode as ProtoAddressMode, EdgeConfig, Limits, Timers};
-use weft_proto::keys::CommunityKeys;
+use weft_proto::keys::{CommunityId, CommunityKeys};
 use weft_proto::wire::MacAddr;
 
 use settings::{AddressMode, Settings, SCHEMA};
@@ -81,12 +82,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            weft_daemon::init_logging(settings.common.verbose);
+            let logging = Arc::new(weft_daemon::init_logging(settings.common.verbose));
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match rt.block_on(run(settings)) {
+            match rt.block_on(run(settings, args, logging)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -124,7 +125,7 @@ fn load_settings(args: &StartArgs) -> Result<Settings> {
     Ok(Settings::from_config(&cfg)?)
 }
 
-async fn run(s: Settings) -> Result<()> {
+async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -> Result<()> {
     let identity = identity::load_or_create(&s.common.state_dir)?;
     let mac = s
         .mac
@@ -178,24 +179,94 @@ async fn run(s: Settings) -> Result<()> {
     );
 
     let (qtx, qrx) = mpsc::channel(16);
-    let module = mgmt::module(
-        qtx,
-        mgmt::Facts {
-            session: s.session.clone(),
-            community: s.community.clone(),
-            tap: s.tap_name.clone(),
-            bind: bound.to_string(),
-        },
-    )?;
-    let mgmt = Mgmt::start(&s.common.runtime_dir, &s.session, "weft-edge", module).await?;
+    let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);
+    let (events_tx, _) = tokio::sync::broadcast::channel(256);
+    let started_settings = s.clone();
+    let ctx = Arc::new(mgmt::Context {
+        session: s.session.clone(),
+        community: s.community.clone(),
+        community_id: CommunityId::from_name(&s.community).to_string(),
+        description: s.description.clone(),
+        tap: s.tap_name.clone(),
+        bind: bound.to_string(),
+        started: Instant::now(),
+        started_unix_ms: driver::unix_ms(),
+        queries: qtx,
+        logging,
+        stop: stop_api_tx,
+        reload: Box::new(move |logging| reload(&args, &started_settings, logging)),
+    });
+    let metrics_ctx = ctx.clone();
+    let metrics: weft_web::MetricsFn =
+        Arc::new(move || Box::pin(mgmt::render_metrics(metrics_ctx.clone())));
+    let server = Mgmt::start(
+        &s.common,
+        &s.mgmt,
+        &s.session,
+        "weft-edge",
+        mgmt::module(ctx)?,
+        metrics,
+        events_tx.clone(),
+    )
+    .await?;
 
     let (stop_tx, stop_rx) = oneshot::channel();
     tokio::spawn(async move {
-        weft_daemon::shutdown_signal().await;
+        tokio::select! {
+            _ = weft_daemon::shutdown_signal() => {}
+            _ = stop_api_rx.recv() => {}
+        }
         let _ = stop_tx.send(());
     });
-    let result = driver::run(edge, udp, dev, qrx, stop_rx).await;
+    let result = driver::run(edge, udp, dev, qrx, stop_rx, events_tx).await;
     tracing::info!("stopping");
-    mgmt.stop().await;
+    server.stop().await;
     result
+}
+
+/// `reload`: re-reads the configuration; applies what can change at run time (the log level) and names
+/// the options whose change needs a restart.
+fn reload(
+    args: &StartArgs,
+    running: &Settings,
+    logging: &weft_daemon::Logging,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let new = load_settings(args)?;
+    let mut applied = Vec::new();
+    if new.common.verbose != logging.verbose() {
+        logging.set_verbose(new.common.verbose)?;
+        applied.push("logging.verbose".to_string());
+    }
+    let mut restart = Vec::new();
+    let mut differs = |name: &str, changed: bool| {
+        if changed {
+            restart.push(name.to_string());
+        }
+    };
+    differs("community.name", new.community != running.community);
+    differs("community.key", new.secret != running.secret);
+    differs("community.supernode", new.supernodes != running.supernodes);
+    differs("tuntap.name", new.tap_name != running.tap_name);
+    differs("tuntap.address", new.address != running.address);
+    differs("tuntap.macaddr", new.mac != running.mac);
+    differs("tuntap.mtu", new.mtu != running.mtu);
+    differs("tuntap.description", new.description != running.description);
+    differs("connection.bind", new.bind != running.bind);
+    differs("connection.allow_p2p", new.allow_p2p != running.allow_p2p);
+    differs(
+        "connection.register_interval",
+        new.register_interval != running.register_interval,
+    );
+    differs("connection.advertise", new.advertise != running.advertise);
+    differs(
+        "daemon.state_dir",
+        new.common.state_dir != running.common.state_dir,
+    );
+    differs(
+        "daemon.runtime_dir",
+        new.common.runtime_dir != running.common.runtime_dir,
+    );
+    differs("management", new.mgmt != running.mgmt);
+    tracing::info!("configuration reloaded: applied {applied:?}, restart needed for {restart:?}");
+    Ok((applied, restart))
 }

@@ -7,20 +7,23 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use weft_config::{Config, ConfigError, OptionSpec, Schema};
-use weft_daemon::Common;
+use weft_daemon::{Common, MgmtSettings};
 use weft_proto::wire::{Ipv4Net, MacAddr};
 
 /// The UDP port supernodes listen on unless told otherwise (n3n uses 7654; we differ on purpose).
 pub const DEFAULT_SUPERNODE_PORT: u16 = 7700;
 
-/// Every option weft-edge understands.
-pub const SCHEMA: Schema = Schema {
-    program: "weft-edge",
-    options: &[
+/// Every option weft-edge understands: its own and the daemons' common ones.
+pub static SCHEMA: LazyLock<Schema> =
+    LazyLock::new(|| weft_daemon::schema("weft-edge", EDGE_OPTIONS));
+
+/// The edge's own options.
+const EDGE_OPTIONS: &[OptionSpec] = &[
         OptionSpec::new("community", "name", "Name of the community (the virtual Ethernet segment) to join. Required."),
         OptionSpec::new("community", "key", "The community secret. Also read from the environment variable WEFT_KEY, or from key_file.").secret(),
         OptionSpec::new("community", "key_file", "A file whose first line is the community secret."),
@@ -35,11 +38,7 @@ pub const SCHEMA: Schema = Schema {
         OptionSpec::new("connection", "allow_p2p", "Try direct paths to peers. false sends all traffic through the supernode.").default("true"),
         OptionSpec::new("connection", "register_interval", "Seconds between registration refreshes with each supernode.").default("20"),
         OptionSpec::new("connection", "advertise", "A local address (ip or ip:port) to offer peers as a direct-path candidate. Repeatable. Default: every IPv4 address of this host's interfaces that are up, except loopback and the TAP device.").repeatable(),
-        OptionSpec::new("daemon", "state_dir", "Directory holding this edge's identity key. Default: /var/lib/weft/<session>."),
-        OptionSpec::new("daemon", "runtime_dir", "Directory for runtime files; the management socket is <runtime_dir>/<session>/mgmt.").default("/run/weft"),
-        OptionSpec::new("logging", "verbose", "Log level: 0 error, 1 warn, 2 info (one line per state change), 3 debug, 4 trace.").default("2"),
-    ],
-};
+];
 
 /// How the TAP gets its IPv4 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +49,7 @@ pub enum AddressMode {
 }
 
 /// Typed settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub session: String,
     pub community: String,
@@ -67,6 +66,8 @@ pub struct Settings {
     pub advertise: Vec<Advertised>,
     /// `[daemon]` and `[logging]`.
     pub common: Common,
+    /// `[management]`.
+    pub mgmt: MgmtSettings,
 }
 
 /// An advertised local address, with or without a port (without: the bound port).
@@ -211,6 +212,7 @@ impl Settings {
             register_interval: Duration::from_secs(register_secs),
             advertise: cfg.parse_all("connection", "advertise")?,
             common: Common::from_config(cfg)?,
+            mgmt: MgmtSettings::from_config(cfg)?,
             session,
         })
     }

@@ -8,6 +8,7 @@ mod mgmt;
 mod settings;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -52,12 +53,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            weft_daemon::init_logging(settings.common.verbose);
+            let logging = Arc::new(weft_daemon::init_logging(settings.common.verbose));
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match rt.block_on(run(settings, policy)) {
+            match rt.block_on(run(settings, policy, args, logging)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("weft-supernode: {e:#}");
@@ -80,10 +81,18 @@ fn load(args: &StartArgs) -> Result<(Settings, AdmissionPolicy)> {
 
 /// A question the management server asks the loop.
 pub enum Query {
-    Info(oneshot::Sender<mgmt::Snapshot>),
+    /// Everything the status methods and metrics report.
+    Snapshot(oneshot::Sender<mgmt::Snapshot>),
+    /// A reloaded community file.
+    SetPolicy(AdmissionPolicy),
 }
 
-async fn run(s: Settings, policy: AdmissionPolicy) -> Result<()> {
+async fn run(
+    s: Settings,
+    policy: AdmissionPolicy,
+    args: StartArgs,
+    logging: Arc<weft_daemon::Logging>,
+) -> Result<()> {
     let leases = leases_file::load(&s.common.state_dir)?;
     let restored = leases.len();
     let listed = policy.listed.len();
@@ -117,8 +126,33 @@ async fn run(s: Settings, policy: AdmissionPolicy) -> Result<()> {
     );
 
     let (qtx, mut qrx) = mpsc::channel::<Query>(16);
-    let module = mgmt::module(qtx, s.session.clone(), udp.local_addr()?.to_string())?;
-    let mgmt = Mgmt::start(&s.common.runtime_dir, &s.session, "weft-supernode", module).await?;
+    let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);
+    let (events_tx, _) = tokio::sync::broadcast::channel::<weft_web::ServerEvent>(256);
+    let running = s.clone();
+    let reload_tx = qtx.clone();
+    let ctx = Arc::new(mgmt::Context {
+        session: s.session.clone(),
+        bind: udp.local_addr()?.to_string(),
+        started: Instant::now(),
+        started_unix_ms: unix_ms(),
+        queries: qtx,
+        logging,
+        stop: stop_api_tx,
+        reload: Box::new(move |logging| reload(&args, &running, logging, &reload_tx)),
+    });
+    let metrics_ctx = ctx.clone();
+    let metrics: weft_web::MetricsFn =
+        Arc::new(move || Box::pin(mgmt::render_metrics(metrics_ctx.clone())));
+    let server = Mgmt::start(
+        &s.common,
+        &s.mgmt,
+        &s.session,
+        "weft-supernode",
+        mgmt::module(ctx)?,
+        metrics,
+        events_tx.clone(),
+    )
+    .await?;
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -128,6 +162,7 @@ async fn run(s: Settings, policy: AdmissionPolicy) -> Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = stop_api_rx.recv() => break,
             r = udp.recv_from(&mut buf) => {
                 let now = Instant::now();
                 if let Ok((n, from)) = r {
@@ -141,7 +176,10 @@ async fn run(s: Settings, policy: AdmissionPolicy) -> Result<()> {
                 }
             }
             _ = tokio::time::sleep_until(deadline) => sn.handle_timeout(Instant::now()),
-            Some(Query::Info(tx)) = qrx.recv() => { let _ = tx.send(mgmt::Snapshot::of(&sn)); }
+            Some(q) = qrx.recv() => match q {
+                Query::Snapshot(tx) => { let _ = tx.send(mgmt::Snapshot::of(&sn)); }
+                Query::SetPolicy(p) => sn.set_policy(p),
+            },
         }
         while let Some(t) = sn.poll_transmit() {
             if let Err(e) = udp.send_to(&t.payload, t.dest).await {
@@ -150,6 +188,9 @@ async fn run(s: Settings, policy: AdmissionPolicy) -> Result<()> {
         }
         while let Some(ev) = sn.poll_event() {
             log_event(&sn, &ev);
+            if events_tx.receiver_count() > 0 {
+                let _ = events_tx.send(server_event(&sn, &ev));
+            }
         }
         if let Some(leases) = sn.take_changed_leases() {
             if let Err(e) = leases_file::save(&s.common.state_dir, &leases) {
@@ -158,8 +199,89 @@ async fn run(s: Settings, policy: AdmissionPolicy) -> Result<()> {
         }
     }
     tracing::info!("stopping");
-    mgmt.stop().await;
+    server.stop().await;
     Ok(())
+}
+
+/// `reload`: re-reads the configuration and the community file; applies the log level and the community
+/// list, and names the options whose change needs a restart.
+fn reload(
+    args: &StartArgs,
+    running: &Settings,
+    logging: &weft_daemon::Logging,
+    queries: &mpsc::Sender<Query>,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let (new, policy) = load(args)?;
+    let mut applied = Vec::new();
+    if new.common.verbose != logging.verbose() {
+        logging.set_verbose(new.common.verbose)?;
+        applied.push("logging.verbose".to_string());
+    }
+    queries
+        .try_send(Query::SetPolicy(policy))
+        .map_err(|_| anyhow::anyhow!("the supernode is busy or stopping; try again"))?;
+    applied.push("supernode.community_file".to_string());
+    let mut restart = Vec::new();
+    for (name, changed) in [
+        ("connection.bind", new.bind != running.bind),
+        ("supernode.auto_ip_min", new.pool_min != running.pool_min),
+        ("supernode.auto_ip_max", new.pool_max != running.pool_max),
+        (
+            "daemon.state_dir",
+            new.common.state_dir != running.common.state_dir,
+        ),
+        (
+            "daemon.runtime_dir",
+            new.common.runtime_dir != running.common.runtime_dir,
+        ),
+        ("management", new.mgmt != running.mgmt),
+    ] {
+        if changed {
+            restart.push(name.to_string());
+        }
+    }
+    tracing::info!("configuration reloaded: applied {applied:?}, restart needed for {restart:?}");
+    Ok((applied, restart))
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The `/events` form of an event (kinds and fields: docs/api.md).
+fn server_event(sn: &Supernode, ev: &SupernodeEvent) -> weft_web::ServerEvent {
+    use serde_json::json;
+    let (kind, mut data) = match ev {
+        SupernodeEvent::EdgeRegistered {
+            community,
+            edge,
+            addr,
+            moved,
+        } => (
+            "edge_registered",
+            json!({"community": community_label(sn, community), "edge": edge.to_string(), "addr": addr.to_string(), "moved": moved}),
+        ),
+        SupernodeEvent::EdgeExpired { community, edge } => (
+            "edge_expired",
+            json!({"community": community_label(sn, community), "edge": edge.to_string()}),
+        ),
+        SupernodeEvent::RegistrationRefused {
+            community,
+            addr,
+            reason,
+        } => (
+            "registration_refused",
+            json!({"community": community_label(sn, community), "addr": addr.to_string(), "reason": format!("{reason:?}")}),
+        ),
+    };
+    data["time_ms"] = json!(unix_ms());
+    weft_web::ServerEvent {
+        kind: kind.to_string(),
+        data: data.to_string(),
+    }
 }
 
 fn community_label(sn: &Supernode, id: &weft_proto::keys::CommunityId) -> String {

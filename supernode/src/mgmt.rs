@@ -1,9 +1,13 @@
-//! The supernode's management methods, served by `weft-web` on `/run/weft/<session>/mgmt`.
+//! The supernode's management API (methods: docs/api.md), its metrics, and the control actions behind
+//! `set_verbose`, `reload` and `stop`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
+use weft_daemon::metrics::{Kind, MetricsText};
+use weft_daemon::{Logging, Page, ReloadFn};
 use weft_proto::supernode::{EdgeRecord, Supernode, SupernodeStats};
 use weft_web::jsonrpsee::types::ErrorObjectOwned;
 use weft_web::jsonrpsee::RpcModule;
@@ -14,13 +18,20 @@ use crate::Query;
 pub struct Snapshot {
     now: Instant,
     stats: SupernodeStats,
+    /// (id, name if listed, edge count)
     communities: Vec<(String, Option<String>, usize)>,
-    edges: Vec<EdgeRecord>,
+    edges: Vec<(EdgeRecord, String)>,
+    last_registration: Option<Instant>,
 }
 
 impl Snapshot {
     /// A copy of what the status methods report.
     pub fn of(sn: &Supernode) -> Snapshot {
+        let label = |id: &weft_proto::keys::CommunityId| {
+            sn.community_name(id)
+                .map(str::to_string)
+                .unwrap_or_else(|| id.to_string())
+        };
         Snapshot {
             now: Instant::now(),
             stats: sn.stats(),
@@ -35,84 +46,260 @@ impl Snapshot {
                     )
                 })
                 .collect(),
-            edges: sn.edges(),
+            edges: sn
+                .edges()
+                .into_iter()
+                .map(|e| {
+                    let l = label(&e.community);
+                    (e, l)
+                })
+                .collect(),
+            last_registration: sn.last_registration(),
         }
     }
 }
 
-async fn snapshot(tx: &mpsc::Sender<Query>) -> Result<Snapshot, ErrorObjectOwned> {
-    let gone = || ErrorObjectOwned::owned(-32000, "the supernode is shutting down", None::<()>);
-    let (reply, rx) = oneshot::channel();
-    tx.send(Query::Info(reply)).await.map_err(|_| gone())?;
-    rx.await.map_err(|_| gone())
+/// What the management methods need besides the loop's snapshots.
+pub struct Context {
+    pub session: String,
+    pub bind: String,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    pub queries: mpsc::Sender<Query>,
+    pub logging: Arc<Logging>,
+    pub stop: mpsc::Sender<()>,
+    /// Re-reads the configuration and community file: (applied, needs a restart).
+    pub reload: ReloadFn,
 }
 
-/// The RPC module with `get_info`, `get_edges` and `get_communities`.
-pub fn module(
-    tx: mpsc::Sender<Query>,
-    session: String,
-    bind: String,
-) -> anyhow::Result<RpcModule<()>> {
-    let mut m = RpcModule::new(());
-    let t = tx.clone();
-    m.register_async_method("get_info", move |_, _, _| {
-        let tx = t.clone();
-        let (session, bind) = (session.clone(), bind.clone());
-        async move {
-            let s = snapshot(&tx).await?;
-            let st = s.stats;
-            Ok::<Value, ErrorObjectOwned>(json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "session": session,
-                "bind": bind,
-                "communities": s.communities.len(),
-                "edges": s.edges.len(),
-                "stats": {
-                    "relayed_packets": st.relayed_packets,
-                    "relayed_bytes": st.relayed_bytes,
-                    "registrations": st.registrations,
-                    "rejected_registrations": st.rejected_registrations,
-                    "dropped_packets": st.dropped_packets,
-                    "punches": st.punches,
-                },
-            }))
-        }
+fn internal(msg: impl ToString) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(-32000, msg.to_string(), None::<()>)
+}
+
+impl Context {
+    async fn snapshot(&self) -> Result<Snapshot, ErrorObjectOwned> {
+        let gone = || internal("the supernode is shutting down");
+        let (reply, rx) = oneshot::channel();
+        self.queries
+            .send(Query::Snapshot(reply))
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    fn uptime_s(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}
+
+fn stats_json(st: &SupernodeStats) -> Value {
+    json!({
+        "relayed_packets": st.relayed_packets,
+        "relayed_bytes": st.relayed_bytes,
+        "registrations": st.registrations,
+        "rejected_registrations": st.rejected_registrations,
+        "dropped_packets": st.dropped_packets,
+        "punches": st.punches,
+    })
+}
+
+/// Renders `/metrics`.
+pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
+    let st = &s.stats;
+    let mut m = MetricsText::default();
+    m.family(
+        "weft_build_info",
+        Kind::Gauge,
+        "Build information; always 1.",
+    )
+    .sample(
+        "weft_build_info",
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("role", "supernode"),
+        ],
+        1,
+    )
+    .single(
+        "weft_uptime_seconds",
+        Kind::Gauge,
+        "Seconds since the supernode started.",
+        ctx.uptime_s(),
+    )
+    .single(
+        "weft_registrations_total",
+        Kind::Counter,
+        "Registrations accepted, refreshes included.",
+        st.registrations,
+    )
+    .single(
+        "weft_registrations_rejected_total",
+        Kind::Counter,
+        "Registrations refused.",
+        st.rejected_registrations,
+    )
+    .single(
+        "weft_relayed_packets_total",
+        Kind::Counter,
+        "Edge-to-edge packets relayed.",
+        st.relayed_packets,
+    )
+    .single(
+        "weft_relayed_bytes_total",
+        Kind::Counter,
+        "Bytes of edge-to-edge packets relayed.",
+        st.relayed_bytes,
+    )
+    .single(
+        "weft_punches_total",
+        Kind::Counter,
+        "Hole punches coordinated.",
+        st.punches,
+    );
+    m.family(
+        "weft_dropped_packets_total",
+        Kind::Counter,
+        "Datagrams dropped, by reason.",
+    )
+    .sample(
+        "weft_dropped_packets_total",
+        &[("reason", "invalid")],
+        st.dropped_packets,
+    )
+    .single(
+        "weft_communities",
+        Kind::Gauge,
+        "Communities with at least one edge.",
+        s.communities.len(),
+    );
+    m.family("weft_edges", Kind::Gauge, "Registered edges, by community.");
+    for (id, name, n) in &s.communities {
+        m.sample(
+            "weft_edges",
+            &[("community", name.as_deref().unwrap_or(id))],
+            n,
+        );
+    }
+    m.finish()
+}
+
+fn parse_verbose(params: &weft_web::jsonrpsee::types::Params) -> Result<u8, ErrorObjectOwned> {
+    let bad = || {
+        ErrorObjectOwned::owned(
+            -32602,
+            "expected [n] or {\"verbose\": n} with n from 0 to 4",
+            None::<()>,
+        )
+    };
+    let v: Value = params.parse().map_err(|_| bad())?;
+    let n = match &v {
+        Value::Array(a) if a.len() == 1 => a[0].as_u64(),
+        Value::Object(o) => o.get("verbose").and_then(Value::as_u64),
+        _ => None,
+    };
+    match n {
+        Some(n) if n <= 4 => Ok(n as u8),
+        _ => Err(bad()),
+    }
+}
+
+/// The RPC module with every method of docs/api.md for a supernode.
+pub fn module(ctx: Arc<Context>) -> anyhow::Result<RpcModule<Arc<Context>>> {
+    let mut m = RpcModule::new(ctx);
+    m.register_async_method("get_info", |_, ctx, _| async move {
+        let s = ctx.snapshot().await?;
+        Ok::<Value, ErrorObjectOwned>(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "role": "supernode",
+            "session": ctx.session,
+            "bind": ctx.bind,
+            "uptime_s": ctx.uptime_s(),
+            "communities": s.communities.len(),
+            "edges": s.edges.len(),
+            "stats": stats_json(&s.stats),
+        }))
     })?;
-    let t = tx.clone();
-    m.register_async_method("get_edges", move |_, _, _| {
-        let tx = t.clone();
-        async move {
-            let s = snapshot(&tx).await?;
-            let list: Vec<Value> = s
-                .edges
-                .iter()
-                .map(|e| {
-                    json!({
-                        "community_id": e.community.to_string(),
-                        "public_key": e.key.to_string(),
-                        "description": e.description,
-                        "mac": e.mac.to_string(),
-                        "ip": e.ip.map(|n| n.to_string()),
-                        "addr": e.addr.to_string(),
-                        "local_addrs": e.local_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                        "last_seen_ms": s.now.saturating_duration_since(e.last_seen).as_millis() as u64,
-                    })
+    m.register_async_method("get_edges", |params, ctx, _| async move {
+        let page = Page::from_params(&params)?;
+        let s = ctx.snapshot().await?;
+        let list: Vec<Value> = page
+            .apply(&s.edges)
+            .iter()
+            .map(|(e, community)| {
+                json!({
+                    "community": community,
+                    "community_id": e.community.to_string(),
+                    "public_key": e.key.to_string(),
+                    "description": e.description,
+                    "mac": e.mac.to_string(),
+                    "ip": e.ip.map(|n| n.to_string()),
+                    "addr": e.addr.to_string(),
+                    "local_addrs": e.local_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "last_seen_ms": s.now.saturating_duration_since(e.last_seen).as_millis() as u64,
                 })
-                .collect();
-            Ok::<Value, ErrorObjectOwned>(Value::Array(list))
-        }
+            })
+            .collect();
+        Ok::<Value, ErrorObjectOwned>(Value::Array(list))
     })?;
-    m.register_async_method("get_communities", move |_, _, _| {
-        let tx = tx.clone();
-        async move {
-            let s = snapshot(&tx).await?;
-            let list: Vec<Value> = s
-                .communities
-                .iter()
-                .map(|(id, name, n)| json!({ "community_id": id, "name": name, "edges": n }))
-                .collect();
-            Ok::<Value, ErrorObjectOwned>(Value::Array(list))
-        }
+    m.register_async_method("get_communities", |params, ctx, _| async move {
+        let page = Page::from_params(&params)?;
+        let s = ctx.snapshot().await?;
+        let list: Vec<Value> = page
+            .apply(&s.communities)
+            .iter()
+            .map(|(id, name, n)| json!({ "community_id": id, "name": name, "edges": n }))
+            .collect();
+        Ok::<Value, ErrorObjectOwned>(Value::Array(list))
+    })?;
+    m.register_method("get_supernodes", |params, _, _| {
+        // Federation peers arrive with the federation issue; until then there are none.
+        Page::from_params(&params)?;
+        Ok::<Value, ErrorObjectOwned>(json!([]))
+    })?;
+    m.register_async_method("get_packetstats", |_, ctx, _| async move {
+        let s = ctx.snapshot().await?;
+        Ok::<Value, ErrorObjectOwned>(stats_json(&s.stats))
+    })?;
+    m.register_async_method("get_timestamps", |_, ctx, _| async move {
+        let s = ctx.snapshot().await?;
+        let unix = |t: Instant| {
+            (ctx.started_unix_ms + t.saturating_duration_since(ctx.started).as_millis() as u64)
+                / 1000
+        };
+        Ok::<Value, ErrorObjectOwned>(json!({
+            "started": ctx.started_unix_ms / 1000,
+            "uptime_s": ctx.uptime_s(),
+            "last_registration": s.last_registration.map(unix),
+        }))
+    })?;
+    m.register_method("get_verbose", |_, ctx, _| {
+        Ok::<Value, ErrorObjectOwned>(json!({ "verbose": ctx.logging.verbose() }))
+    })?;
+    m.register_method("set_verbose", |params, ctx, _| {
+        let v = parse_verbose(&params)?;
+        ctx.logging.set_verbose(v).map_err(internal)?;
+        tracing::info!("log level set to {v} through the management API");
+        Ok::<Value, ErrorObjectOwned>(json!({ "verbose": v }))
+    })?;
+    m.register_async_method("reload", |_, ctx, _| async move {
+        let (reloaded, restart_needed) =
+            (ctx.reload)(&ctx.logging).map_err(|e| internal(format!("{e:#}")))?;
+        Ok::<Value, ErrorObjectOwned>(
+            json!({ "reloaded": reloaded, "restart_needed": restart_needed }),
+        )
+    })?;
+    m.register_async_method("stop", |_, ctx, _| async move {
+        tracing::info!("stop requested through the management API");
+        let _ = ctx.stop.try_send(());
+        Ok::<Value, ErrorObjectOwned>(json!({ "stopping": true }))
     })?;
     Ok(m)
+}
+
+/// `/metrics`, as the management server's callback.
+pub async fn render_metrics(ctx: Arc<Context>) -> String {
+    match ctx.snapshot().await {
+        Ok(s) => metrics(&ctx, &s),
+        Err(_) => String::new(),
+    }
 }

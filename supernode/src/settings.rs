@@ -5,26 +5,25 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use weft_config::{Config, ConfigError, OptionSpec, Schema};
-use weft_daemon::Common;
+use weft_daemon::{Common, MgmtSettings};
 
-/// Every option weft-supernode understands.
-pub const SCHEMA: Schema = Schema {
-    program: "weft-supernode",
-    options: &[
+/// Every option weft-supernode understands: its own and the daemons' common ones.
+pub static SCHEMA: LazyLock<Schema> =
+    LazyLock::new(|| weft_daemon::schema("weft-supernode", SUPERNODE_OPTIONS));
+
+/// The supernode's own options.
+const SUPERNODE_OPTIONS: &[OptionSpec] = &[
         OptionSpec::new("connection", "bind", "UDP address and port to listen on, [addr]:port.").default("0.0.0.0:7700"),
         OptionSpec::new("supernode", "community_file", "A file listing the communities this supernode serves, one per line: a name, optionally followed by its admission key (from `weft-edge admission-key NAME`), which edges must then prove they know. Without this option every community is admitted."),
         OptionSpec::new("supernode", "auto_ip_min", "First address of the pool for addresses assigned to edges (address_mode=auto); each community gets a /24 inside the pool.").default("10.128.0.0"),
         OptionSpec::new("supernode", "auto_ip_max", "Last address of that pool.").default("10.255.255.0"),
-        OptionSpec::new("daemon", "state_dir", "Directory holding persisted state (the address leases). Default: /var/lib/weft/<session>."),
-        OptionSpec::new("daemon", "runtime_dir", "Directory for runtime files; the management socket is <runtime_dir>/<session>/mgmt.").default("/run/weft"),
-        OptionSpec::new("logging", "verbose", "Log level: 0 error, 1 warn, 2 info (one line per state change), 3 debug, 4 trace.").default("2"),
-    ],
-};
+];
 
 /// Typed settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub session: String,
     pub bind: SocketAddr,
@@ -33,6 +32,8 @@ pub struct Settings {
     pub pool_max: Ipv4Addr,
     /// `[daemon]` and `[logging]`.
     pub common: Common,
+    /// `[management]`.
+    pub mgmt: MgmtSettings,
 }
 
 impl Settings {
@@ -50,6 +51,7 @@ impl Settings {
             pool_min,
             pool_max,
             common: Common::from_config(cfg)?,
+            mgmt: MgmtSettings::from_config(cfg)?,
             session,
         })
     }

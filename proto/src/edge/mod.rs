@@ -128,6 +128,18 @@ pub struct EdgeStats {
     pub tx_direct_frames: u64,
     /// Frames sent through a supernode.
     pub tx_relayed_frames: u64,
+    /// Ethernet bytes sent directly.
+    pub tx_direct_bytes: u64,
+    /// Ethernet bytes sent through a supernode.
+    pub tx_relayed_bytes: u64,
+    /// Frames received directly.
+    pub rx_direct_frames: u64,
+    /// Frames received through a supernode.
+    pub rx_relayed_frames: u64,
+    /// Ethernet bytes received directly.
+    pub rx_direct_bytes: u64,
+    /// Ethernet bytes received through a supernode.
+    pub rx_relayed_bytes: u64,
 }
 
 /// What the status API shows of one peer.
@@ -166,12 +178,20 @@ pub struct SupernodeStatus {
     pub registered: bool,
     /// When it last acknowledged.
     pub last_ack: Option<Instant>,
+    /// Whether it refused our last registration.
+    pub refused: bool,
+    /// Round-trip time of the last acknowledged registration.
+    pub rtt: Option<Duration>,
 }
 
 struct SupernodeLink {
     addr: SocketAddr,
     registered: bool,
+    refused: bool,
     last_ack: Option<Instant>,
+    /// Counter and send time of the last registration, to match its acknowledgement for the RTT.
+    last_sent: Option<(u64, Instant)>,
+    rtt: Option<Duration>,
     next_register: Instant,
     retry: Duration,
     boot_id: Option<u64>,
@@ -219,7 +239,10 @@ impl Edge {
             .map(|&addr| SupernodeLink {
                 addr,
                 registered: false,
+                refused: false,
                 last_ack: None,
+                last_sent: None,
+                rtt: None,
                 next_register: now,
                 retry: cfg.timers.register_retry,
                 boot_id: None,
@@ -320,8 +343,15 @@ impl Edge {
                 addr: s.addr,
                 registered: s.registered,
                 last_ack: s.last_ack,
+                refused: s.refused,
+                rtt: s.rtt,
             })
             .collect()
+    }
+
+    /// When any peer last sent us an authentic packet.
+    pub fn last_peer_rx(&self) -> Option<Instant> {
+        self.peers.values().filter_map(|p| p.last_rx).max()
     }
 
     /// Whether any supernode holds a current registration.
@@ -482,8 +512,10 @@ impl Edge {
             p.counters.tx_bytes += payload.len() as u64;
             if path.is_direct() {
                 self.stats.tx_direct_frames += 1;
+                self.stats.tx_direct_bytes += payload.len() as u64;
             } else {
                 self.stats.tx_relayed_frames += 1;
+                self.stats.tx_relayed_bytes += payload.len() as u64;
             }
         }
         self.send_on_path(path, buf)
@@ -825,6 +857,13 @@ impl Edge {
                 if let Some(p) = self.peers.get_mut(&key) {
                     p.counters.rx_bytes += payload.len() as u64;
                 }
+                if path.is_direct() {
+                    self.stats.rx_direct_frames += 1;
+                    self.stats.rx_direct_bytes += payload.len() as u64;
+                } else {
+                    self.stats.rx_relayed_frames += 1;
+                    self.stats.rx_relayed_bytes += payload.len() as u64;
+                }
                 if self.tap_out.len() >= MAX_OUTPUT_QUEUE {
                     self.tap_out.pop_front();
                 }
@@ -939,7 +978,13 @@ impl Edge {
                 let was = link.registered;
                 let restarted = link.boot_id.is_some_and(|b| b != ack.boot_id);
                 link.registered = true;
+                link.refused = false;
                 link.last_ack = Some(now);
+                if let Some((c, sent)) = link.last_sent {
+                    if c == ack.counter {
+                        link.rtt = Some(now.saturating_duration_since(sent));
+                    }
+                }
                 link.next_register = now + interval;
                 link.retry = retry;
                 link.boot_id = Some(ack.boot_id);
@@ -981,6 +1026,7 @@ impl Edge {
                 }
                 let link = &mut self.supernodes[sn];
                 link.registered = false;
+                link.refused = true;
                 // Refused: try again only slowly, the operator has to fix something first.
                 link.next_register = now + self.cfg.timers.register_interval;
                 self.events.push_back(Event::RegistrationRefused {
@@ -1068,7 +1114,9 @@ impl Edge {
         reg.encode_unsigned(&mut buf);
         let tag = self.cfg.community.admission.tag(&buf);
         buf.extend_from_slice(&tag);
-        let addr = self.supernodes[sn].addr;
+        let link = &mut self.supernodes[sn];
+        link.last_sent = Some((counter, now));
+        let addr = link.addr;
         self.push_transmit(addr, buf);
     }
 

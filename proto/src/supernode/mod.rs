@@ -171,6 +171,7 @@ pub struct Supernode {
     transmits: VecDeque<Transmit>,
     events: VecDeque<SupernodeEvent>,
     stats: SupernodeStats,
+    last_registration: Option<Instant>,
 }
 
 const MAX_OUTPUT_QUEUE: usize = 65536;
@@ -189,6 +190,7 @@ impl Supernode {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SupernodeStats::default(),
+            last_registration: None,
             cfg,
         }
     }
@@ -211,6 +213,11 @@ impl Supernode {
     /// Counters.
     pub fn stats(&self) -> SupernodeStats {
         self.stats
+    }
+
+    /// When the last registration was accepted.
+    pub fn last_registration(&self) -> Option<Instant> {
+        self.last_registration
     }
 
     /// The current leases, if they changed since the last call (for the daemon to persist).
@@ -370,6 +377,7 @@ impl Supernode {
             }
         }
         self.stats.registrations += 1;
+        self.last_registration = Some(now);
         let mut ack = Vec::new();
         RegisterAck {
             community: reg.community,

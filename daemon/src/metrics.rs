@@ -1,0 +1,107 @@
+//! A small writer for the Prometheus text exposition format (version 0.0.4).
+//!
+//! Our metrics are snapshots of counters the state machines already keep, rendered on each scrape; the
+//! registry-based client crates want metric objects updated at every event instead, which would mean a
+//! second set of counters in the hot path. This writer only formats: `# HELP`, `# TYPE`, samples with
+//! escaped label values. `promtool check metrics` validates its output in the end-to-end tests.
+
+use std::fmt::{Display, Write};
+
+/// Metric kinds we expose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Monotonic; the name must end in `_total`.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+/// Accumulates one scrape's text.
+#[derive(Default)]
+pub struct MetricsText {
+    out: String,
+}
+
+fn escape_label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+impl MetricsText {
+    /// Starts a metric family. Every sample of the family must follow before the next family starts.
+    pub fn family(&mut self, name: &str, kind: Kind, help: &str) -> &mut Self {
+        debug_assert!(kind != Kind::Counter || name.ends_with("_total"));
+        let t = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {t}");
+        self
+    }
+
+    /// One sample of the current family.
+    pub fn sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        value: impl Display,
+    ) -> &mut Self {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+        self
+    }
+
+    /// A family with a single unlabelled sample.
+    pub fn single(&mut self, name: &str, kind: Kind, help: &str, value: impl Display) -> &mut Self {
+        self.family(name, kind, help);
+        self.sample(name, &[], value)
+    }
+
+    /// The text.
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_families_labels_and_escapes() {
+        let mut m = MetricsText::default();
+        m.family("weft_frames_total", Kind::Counter, "Frames.\nTwo lines")
+            .sample(
+                "weft_frames_total",
+                &[("direction", "rx"), ("path", "di\"rect")],
+                3,
+            )
+            .single("weft_peers", Kind::Gauge, "Peers.", 2);
+        assert_eq!(
+            m.finish(),
+            "# HELP weft_frames_total Frames.\\nTwo lines\n# TYPE weft_frames_total counter\n\
+             weft_frames_total{direction=\"rx\",path=\"di\\\"rect\"} 3\n\
+             # HELP weft_peers Peers.\n# TYPE weft_peers gauge\nweft_peers 2\n"
+        );
+    }
+}
