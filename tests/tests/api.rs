@@ -22,12 +22,15 @@ const PORT: u16 = 5650;
 // ---------------------------------------------------------------------------------------------
 // docs/api.md as a schema
 
+/// (method, role) → documented (field path, type) pairs.
+type Docs = BTreeMap<(String, String), Vec<(String, String)>>;
+
 /// (method, role) → documented (field path, type) pairs. A heading `### name (role)` is role-specific,
 /// `### name` applies to both.
-fn documented() -> Result<BTreeMap<(String, String), Vec<(String, String)>>> {
+fn documented() -> Result<Docs> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/api.md");
     let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
-    let mut out: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
+    let mut out: Docs = BTreeMap::new();
     let mut current: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         if let Some(h) = line.strip_prefix("### ") {
@@ -92,8 +95,6 @@ fn flatten(
             for (k, v) in o {
                 let p = if prefix.is_empty() {
                     k.clone()
-                } else if prefix.ends_with("[]") {
-                    format!("{prefix}.{k}")
                 } else {
                     format!("{prefix}.{k}")
                 };
@@ -123,12 +124,7 @@ fn type_ok(doc: &str, actual: &str) -> bool {
 }
 
 /// Checks a result against its documented table, both ways.
-fn check_schema(
-    docs: &BTreeMap<(String, String), Vec<(String, String)>>,
-    method: &str,
-    role: &str,
-    result: &Value,
-) -> Result<()> {
+fn check_schema(docs: &Docs, method: &str, role: &str, result: &Value) -> Result<()> {
     let Some(fields) = docs.get(&(method.to_string(), role.to_string())) else {
         bail!("{method} ({role}) is not documented in docs/api.md");
     };
@@ -474,7 +470,14 @@ fn body(tb: &Testbed) -> Result<()> {
             "{role} /: {head}"
         );
         // Self-contained: no external scripts, styles, images or fonts (the SVG namespace URI is a name).
-        for pattern in ["src=\"http", "href=\"http", "url(http", "@import", "src='http", "href='http"] {
+        for pattern in [
+            "src=\"http",
+            "href=\"http",
+            "url(http",
+            "@import",
+            "src='http",
+            "href='http",
+        ] {
             ensure!(
                 !page.contains(pattern),
                 "{role}: the page loads something from elsewhere ({pattern})"
@@ -558,11 +561,7 @@ fn promtool_check(metrics: &str) -> Result<()> {
         Duration::from_secs(10),
     )
     .context("promtool (Debian package prometheus) must be installed")?;
-    let text = format!(
-        "{}{}",
-        out.stdout,
-        out.stderr
-    );
+    let text = format!("{}{}", out.stdout, out.stderr);
     ensure!(
         out.status.success(),
         "promtool check metrics failed:\n{text}\n--- metrics:\n{metrics}"
