@@ -1295,10 +1295,18 @@ impl Edge {
         if initiate {
             self.initiate(key, now);
         }
-        // Keepalive.
+        // Keepalive. On a direct path it is a probe: the reply keeps the RTT shown in status current and
+        // proves the path works both ways, at the cost of one small packet per idle interval.
         let p = self.peers.get(key).expect("exists");
         if p.current.is_some() && now >= p.last_tx + t.keepalive {
-            self.send_data(key, DataKind::Keepalive, &[], None, now);
+            if let Path::Direct(addr) = p.path {
+                let p = self.peers.get_mut(key).expect("exists");
+                p.probing.sent_at = now;
+                let nonce = p.probing.nonce;
+                self.send_data(key, DataKind::Probe, &nonce, Some(Path::Direct(addr)), now);
+            } else {
+                self.send_data(key, DataKind::Keepalive, &[], None, now);
+            }
         }
         // Probing for a direct path.
         let p = self.peers.get(key).expect("exists");
