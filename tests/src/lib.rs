@@ -16,10 +16,13 @@
 //!   UDP sockets, a UDP echo server, an `AF_PACKET` capture, link counters, addresses.
 //! - [`wait`]: bounded polling ([`wait_until`]) and the [`Fatal`] error that stops a wait early.
 //! - [`cmd`]: running external commands with a time limit.
+//! - [`browser`]: headless Chromium in a namespace, driven over the DevTools protocol on a pipe,
+//!   and a plain HTTP GET from inside a namespace (the status page test).
 //!
 //! Every test goes through [`run_e2e`]: it skips (with one clear line) when not root, builds a
 //! [`Testbed`] with a time budget, and on failure prints the tail of every daemon log.
 
+pub mod browser;
 pub mod cmd;
 pub mod daemon;
 pub mod mgmt;
