@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod metrics;
+pub mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -212,17 +213,19 @@ pub fn management_password(configured: Option<&str>, state_dir: &Path) -> Result
     }
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
-    let mut bytes = [0u8; 18];
-    getrandom(&mut bytes)?;
-    let password: String = bytes
-        .iter()
-        .map(|b| {
-            // 64 symbols: each byte's low 6 bits pick one without bias (18 bytes: 108 bits).
-            const ALPHABET: &[u8] =
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-            ALPHABET[(*b & 63) as usize] as char
-        })
-        .collect();
+    // 22 letters and digits (about 131 bits), chosen without bias by rejection sampling; no punctuation,
+    // so the password never looks like a command-line flag or needs quoting.
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut password = String::with_capacity(22);
+    while password.len() < 22 {
+        let mut bytes = [0u8; 32];
+        getrandom(&mut bytes)?;
+        for b in bytes {
+            if (b as usize) < 248 && password.len() < 22 {
+                password.push(ALPHABET[b as usize % 62] as char);
+            }
+        }
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -387,6 +390,29 @@ mod tests {
             e.contains("logging.verbose=9") && e.contains("0 to 4"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn management_password_is_generated_once_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("weft-pw-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = management_password(None, &dir).unwrap();
+        let b = management_password(None, &dir).unwrap();
+        assert_eq!(a, b, "persisted");
+        assert_eq!(a.len(), 22);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()), "{a}");
+        let mode = std::fs::metadata(dir.join("management.password"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(management_password(Some("set"), &dir).unwrap(), "set");
+        let other = std::env::temp_dir().join(format!("weft-pw-test2-{}", std::process::id()));
+        let c = management_password(None, &other).unwrap();
+        assert_ne!(a, c, "random per installation");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&other);
     }
 
     #[tokio::test]

@@ -14,10 +14,11 @@ use anyhow::Result;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tun_rs::AsyncDevice;
+use weft_daemon::udp::BatchedUdp;
 use weft_proto::edge::{Edge, EdgeStats, Event, Path, PeerStatus, SupernodeStatus};
 use weft_proto::wire::Ipv4Net;
 
-use crate::tap;
+use crate::{offload, tap};
 
 /// A question the management server asks the loop.
 pub enum Query {
@@ -52,26 +53,35 @@ pub async fn run(
     mut edge: Edge,
     udp: UdpSocket,
     dev: AsyncDevice,
+    vnet: bool,
     mut queries: mpsc::Receiver<Query>,
     mut shutdown: oneshot::Receiver<()>,
     events: EventSink,
 ) -> Result<()> {
-    let mut ubuf = vec![0u8; MAX_DATAGRAM];
-    let mut tbuf = vec![0u8; MAX_DATAGRAM];
-    flush(&mut edge, &udp, &dev, &events).await;
+    let mut udp = BatchedUdp::new(udp)?;
+    tracing::debug!(
+        "udp batching: up to {} datagrams per send (GSO), {} per receive buffer (GRO)",
+        udp.max_gso_segments(),
+        udp.gro_segments()
+    );
+    let mut tbuf = vec![0u8; MAX_DATAGRAM + offload::VNET_HDR_LEN];
+    let mut scratch = Vec::with_capacity(2048);
+    let tap = Tap { dev: &dev, vnet };
+    let mut out = Vec::with_capacity(BATCH);
+    flush(&mut edge, &mut udp, &tap, &events, &mut out).await;
     loop {
         let deadline = tokio::time::Instant::from_std(edge.poll_timeout());
         tokio::select! {
             _ = &mut shutdown => break,
-            r = udp.recv_from(&mut ubuf) => {
+            r = udp.readable() => {
                 let now = Instant::now();
-                match r {
-                    Ok((n, from)) => edge.handle_udp(now, from, &mut ubuf[..n]),
-                    Err(e) => tracing::debug!("udp receive: {e}"),
+                if let Err(e) = r {
+                    tracing::debug!("udp receive: {e}");
                 }
-                for _ in 1..BATCH {
-                    match udp.try_recv_from(&mut ubuf) {
-                        Ok((n, from)) => edge.handle_udp(now, from, &mut ubuf[..n]),
+                // A few recvmmsg calls at most, then the TAP side gets its turn.
+                for _ in 0..4 {
+                    match udp.try_recv(|from, d| edge.handle_udp(now, from, d)) {
+                        Ok(_) => {}
                         Err(_) => break,
                     }
                 }
@@ -79,12 +89,12 @@ pub async fn run(
             r = dev.recv(&mut tbuf) => {
                 let now = Instant::now();
                 match r {
-                    Ok(n) => edge.handle_tap_frame(now, &tbuf[..n]),
+                    Ok(n) => tap.frames(&mut tbuf[..n], &mut scratch, |f| edge.handle_tap_frame(now, f)),
                     Err(e) => tracing::debug!("tap receive: {e}"),
                 }
                 for _ in 1..BATCH {
                     match dev.try_recv(&mut tbuf) {
-                        Ok(n) => edge.handle_tap_frame(now, &tbuf[..n]),
+                        Ok(n) => tap.frames(&mut tbuf[..n], &mut scratch, |f| edge.handle_tap_frame(now, f)),
                         Err(_) => break,
                     }
                 }
@@ -92,7 +102,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline) => edge.handle_timeout(Instant::now()),
             Some(q) = queries.recv() => answer(&edge, q),
         }
-        flush(&mut edge, &udp, &dev, &events).await;
+        flush(&mut edge, &mut udp, &tap, &events, &mut out).await;
     }
     Ok(())
 }
@@ -116,15 +126,51 @@ fn answer(edge: &Edge, q: Query) {
     }
 }
 
-async fn flush(edge: &mut Edge, udp: &UdpSocket, dev: &AsyncDevice, events: &EventSink) {
-    while let Some(t) = edge.poll_transmit() {
-        if let Err(e) = udp.send_to(&t.payload, t.dest).await {
-            // Unreachable networks and the like: the protocol's timers deal with lost packets.
-            tracing::debug!("udp send to {}: {e}", t.dest);
+/// The TAP device, with or without the virtio-net header of offload.
+struct Tap<'a> {
+    dev: &'a AsyncDevice,
+    vnet: bool,
+}
+
+impl Tap<'_> {
+    /// The wire-size frames of one read.
+    fn frames(&self, buf: &mut [u8], scratch: &mut Vec<u8>, each: impl FnMut(&[u8])) {
+        if !self.vnet {
+            let mut each = each;
+            each(buf);
+        } else if let Err(e) = offload::split(buf, scratch, each) {
+            tracing::debug!("tap frame dropped: {e}");
         }
     }
+
+    async fn write(&self, frame: &[u8]) -> std::io::Result<usize> {
+        if self.vnet {
+            let hdr = offload::VnetHdr::data_valid();
+            let bufs = [std::io::IoSlice::new(&hdr), std::io::IoSlice::new(frame)];
+            self.dev.send_vectored(&bufs).await
+        } else {
+            self.dev.send(frame).await
+        }
+    }
+}
+
+async fn flush(
+    edge: &mut Edge,
+    udp: &mut BatchedUdp,
+    tap: &Tap<'_>,
+    events: &EventSink,
+    out: &mut Vec<(SocketAddr, Vec<u8>)>,
+) {
+    out.clear();
+    while let Some(t) = edge.poll_transmit() {
+        out.push((t.dest, t.payload));
+    }
+    if !out.is_empty() {
+        // Unreachable networks and the like are logged at debug level; the protocol's timers recover.
+        udp.send_all(out).await;
+    }
     while let Some(frame) = edge.poll_tap() {
-        if let Err(e) = dev.send(&frame).await {
+        if let Err(e) = tap.write(&frame).await {
             tracing::debug!("tap send: {e}");
         }
     }
@@ -134,7 +180,7 @@ async fn flush(edge: &mut Edge, udp: &UdpSocket, dev: &AsyncDevice, events: &Eve
             let _ = events.send(server_event(edge, &ev));
         }
         if let Event::AddressAssigned(net) = ev {
-            if let Err(e) = tap::set_address(dev, net) {
+            if let Err(e) = tap::set_address(tap.dev, net) {
                 tracing::error!("cannot set the TAP address to {net}: {e}");
             }
         }

@@ -7,6 +7,7 @@ mod driver;
 mod identity;
 mod mgmt;
 mod netaddrs;
+mod offload;
 mod settings;
 mod tap;
 
@@ -137,7 +138,7 @@ async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -
         AddressMode::Static(n) => Some(n),
         _ => None,
     };
-    let dev = tap::create(&s.tap_name, mac, s.mtu, static_addr).with_context(|| {
+    let dev = tap::create(&s.tap_name, mac, s.mtu, static_addr, s.offload).with_context(|| {
         format!(
             "cannot create TAP device {} (needs CAP_NET_ADMIN and /dev/net/tun)",
             s.tap_name
@@ -218,7 +219,7 @@ async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -
         }
         let _ = stop_tx.send(());
     });
-    let result = driver::run(edge, udp, dev, qrx, stop_rx, events_tx).await;
+    let result = driver::run(edge, udp, dev, s.offload, qrx, stop_rx, events_tx).await;
     tracing::info!("stopping");
     server.stop().await;
     result
@@ -250,6 +251,7 @@ fn reload(
     differs("tuntap.address", new.address != running.address);
     differs("tuntap.macaddr", new.mac != running.mac);
     differs("tuntap.mtu", new.mtu != running.mtu);
+    differs("tuntap.offload", new.offload != running.offload);
     differs("tuntap.description", new.description != running.description);
     differs("connection.bind", new.bind != running.bind);
     differs("connection.allow_p2p", new.allow_p2p != running.allow_p2p);

@@ -33,6 +33,7 @@ const EDGE_OPTIONS: &[OptionSpec] = &[
         OptionSpec::new("tuntap", "address_mode", "static: use address; auto: the supernode assigns one; dhcp: the device comes up without an IPv4 address for a DHCP client. Default: static when address is set, else auto."),
         OptionSpec::new("tuntap", "macaddr", "MAC address of the TAP device. Default: derived from this edge's identity key, so it is stable across restarts."),
         OptionSpec::new("tuntap", "mtu", "MTU of the TAP device. 1400 leaves room for the 32-byte tunnel and 12-byte relay headers on a 1500-byte IPv4 underlay.").default("1400"),
+        OptionSpec::new("tuntap", "offload", "Let the kernel hand over large TCP/UDP segments (TSO/USO) that the edge cuts into frames itself: far fewer system calls per byte. Turn off only to debug.").default("true"),
         OptionSpec::new("tuntap", "description", "A description shown to peers and in status. Default: the host name."),
         OptionSpec::new("connection", "bind", "Local UDP address and port, [addr]:port; port 0 picks a free port.").default("0.0.0.0:0"),
         OptionSpec::new("connection", "allow_p2p", "Try direct paths to peers. false sends all traffic through the supernode.").default("true"),
@@ -59,6 +60,7 @@ pub struct Settings {
     pub address: AddressMode,
     pub mac: Option<MacAddr>,
     pub mtu: u16,
+    pub offload: bool,
     pub description: String,
     pub bind: SocketAddr,
     pub allow_p2p: bool,
@@ -204,6 +206,7 @@ impl Settings {
             address,
             mac: cfg.parse("tuntap", "macaddr")?,
             mtu,
+            offload: cfg.parse_bool("tuntap", "offload")?.unwrap_or(true),
             description: cfg
                 .parse::<String>("tuntap", "description")?
                 .unwrap_or_else(host_name),

@@ -156,21 +156,22 @@ async fn run(
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut buf = vec![0u8; 65536];
+    let mut udp = weft_daemon::udp::BatchedUdp::new(udp)?;
+    let mut out = Vec::with_capacity(64);
     loop {
         let deadline = tokio::time::Instant::from_std(sn.poll_timeout());
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = stop_api_rx.recv() => break,
-            r = udp.recv_from(&mut buf) => {
+            r = udp.readable() => {
                 let now = Instant::now();
-                if let Ok((n, from)) = r {
-                    sn.handle_udp(now, from, &buf[..n]);
+                if let Err(e) = r {
+                    tracing::debug!("udp receive: {e}");
                 }
-                for _ in 1..64 {
-                    match udp.try_recv_from(&mut buf) {
-                        Ok((n, from)) => sn.handle_udp(now, from, &buf[..n]),
+                for _ in 0..4 {
+                    match udp.try_recv(|from, d| sn.handle_udp(now, from, d)) {
+                        Ok(_) => {}
                         Err(_) => break,
                     }
                 }
@@ -181,10 +182,12 @@ async fn run(
                 Query::SetPolicy(p) => sn.set_policy(p),
             },
         }
+        out.clear();
         while let Some(t) = sn.poll_transmit() {
-            if let Err(e) = udp.send_to(&t.payload, t.dest).await {
-                tracing::debug!("udp send to {}: {e}", t.dest);
-            }
+            out.push((t.dest, t.payload));
+        }
+        if !out.is_empty() {
+            udp.send_all(&out).await;
         }
         while let Some(ev) = sn.poll_event() {
             log_event(&sn, &ev);

@@ -533,7 +533,10 @@ fn body(tb: &Testbed) -> Result<()> {
 
     // stop, authorised: e2 exits by itself.
     let pw2 = password(tb, "e2")?;
-    let (code, out, err) = weftctl(&e2.ns, &["--url", &url, "--password", &pw2, "stop"])?;
+    let (code, out, err) = weftctl(
+        &e2.ns,
+        &["--url", &url, &format!("--password={pw2}"), "stop"],
+    )?;
     ensure!(code == 0, "weftctl stop with password: {code} {out} {err}");
     wait_exit(&e2.d, Duration::from_secs(10))?;
     tb.step("weftctl stop: e2 exited");

@@ -1,0 +1,370 @@
+//! TAP offload: reading the kernel's large TCP/UDP segments (TSO/USO through `IFF_VNET_HDR`) and cutting
+//! them into wire-size Ethernet frames in user space, around the crypto.
+//!
+//! Without offload every frame costs one `read` on the TAP device; with it, the kernel hands over up to
+//! 64 KiB of one TCP stream in one read, preceded by a virtio-net header that says how to cut it
+//! (`gso_type`, `gso_size`) and where a checksum is still to be completed (`csum_start`, `csum_offset`).
+//! We do here what a NIC would: split the payload, give each segment its headers (IPv4 length, id and
+//! header checksum; IPv6 payload length; TCP sequence number and flags; UDP length) and compute its
+//! checksum. Frames written to the TAP carry a virtio-net header marking their checksums as already
+//! verified (they were, end to end, by the AEAD).
+//!
+//! tun-rs's own batch helpers assume TUN (an IP header right after the virtio header) and fail on TAP
+//! (shared/testbed/NOTES.md), so this module handles the Ethernet framing itself.
+
+/// Length of the virtio-net header the kernel puts before every frame (no `num_buffers` field).
+pub const VNET_HDR_LEN: usize = 10;
+
+const F_NEEDS_CSUM: u8 = 1;
+/// Written on frames we hand to the kernel: checksums need no check.
+pub const F_DATA_VALID: u8 = 2;
+const GSO_NONE: u8 = 0;
+const GSO_TCPV4: u8 = 1;
+const GSO_TCPV6: u8 = 4;
+const GSO_UDP_L4: u8 = 5;
+
+/// Why a frame from the TAP could not be split (it is dropped and counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OffloadError {
+    /// Shorter than its headers say.
+    #[error("truncated frame")]
+    Truncated,
+    /// A GSO type or header layout we do not segment.
+    #[error("unsupported segmentation offload")]
+    Unsupported,
+}
+
+/// The virtio-net header, as the tun driver uses it (little-endian on the hosts we build for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VnetHdr {
+    pub flags: u8,
+    pub gso_type: u8,
+    pub hdr_len: u16,
+    pub gso_size: u16,
+    pub csum_start: u16,
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    fn parse(b: &[u8]) -> Option<VnetHdr> {
+        let b = b.get(..VNET_HDR_LEN)?;
+        let u = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Some(VnetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u(2),
+            gso_size: u(4),
+            csum_start: u(6),
+            csum_offset: u(8),
+        })
+    }
+
+    /// The header for a frame we write: no segmentation, checksum already valid.
+    pub fn data_valid() -> [u8; VNET_HDR_LEN] {
+        let mut h = [0u8; VNET_HDR_LEN];
+        h[0] = F_DATA_VALID;
+        h
+    }
+}
+
+/// Sum of big-endian 16-bit words, added to `acc` (not folded).
+fn sum16(data: &[u8], mut acc: u32) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    if let [last] = chunks.remainder() {
+        acc += (*last as u32) << 8;
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// Where the IP header starts (after the Ethernet header and one optional VLAN tag), and its EtherType.
+fn l3_offset(frame: &[u8]) -> Result<(usize, u16), OffloadError> {
+    let et = |o: usize| -> Result<u16, OffloadError> {
+        frame
+            .get(o..o + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or(OffloadError::Truncated)
+    };
+    match et(12)? {
+        0x8100 | 0x88a8 => Ok((18, et(16)?)),
+        t => Ok((14, t)),
+    }
+}
+
+/// Completes a partial checksum (NEEDS_CSUM without segmentation): the kernel left the pseudo-header sum
+/// in the checksum field; sum from `start` to the end and store the result there.
+fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> Result<(), OffloadError> {
+    let at = start + offset;
+    if at + 2 > frame.len() || start > frame.len() {
+        return Err(OffloadError::Truncated);
+    }
+    let c = fold(sum16(&frame[start..], 0));
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
+/// Splits one read from a TAP device with a virtio-net header into Ethernet frames ready for the wire,
+/// calling `each` with every frame in order. `scratch` is reused between calls to build segments.
+pub fn split(
+    buf: &mut [u8],
+    scratch: &mut Vec<u8>,
+    mut each: impl FnMut(&[u8]),
+) -> Result<(), OffloadError> {
+    let hdr = VnetHdr::parse(buf).ok_or(OffloadError::Truncated)?;
+    let frame = &mut buf[VNET_HDR_LEN..];
+    let gso = hdr.gso_type & 0x7f;
+    if gso == GSO_NONE {
+        if hdr.flags & F_NEEDS_CSUM != 0 {
+            complete_checksum(frame, hdr.csum_start as usize, hdr.csum_offset as usize)?;
+        }
+        each(frame);
+        return Ok(());
+    }
+    let (l3, ethertype) = l3_offset(frame)?;
+    let l4 = hdr.csum_start as usize;
+    let v4 = match (gso, ethertype) {
+        (GSO_TCPV4, 0x0800) | (GSO_UDP_L4, 0x0800) => true,
+        (GSO_TCPV6, 0x86dd) | (GSO_UDP_L4, 0x86dd) => false,
+        _ => return Err(OffloadError::Unsupported),
+    };
+    if v4 {
+        let ihl = (*frame.get(l3).ok_or(OffloadError::Truncated)? & 0x0f) as usize * 4;
+        if ihl < 20 || l4 != l3 + ihl {
+            return Err(OffloadError::Unsupported);
+        }
+    } else if l4 != l3 + 40 {
+        return Err(OffloadError::Unsupported); // extension headers: not produced by TSO here
+    }
+    let tcp = gso != GSO_UDP_L4;
+    let l4_len = if tcp {
+        (*frame.get(l4 + 12).ok_or(OffloadError::Truncated)? >> 4) as usize * 4
+    } else {
+        8
+    };
+    let payload_at = l4 + l4_len;
+    if payload_at > frame.len() || (tcp && l4_len < 20) {
+        return Err(OffloadError::Truncated);
+    }
+    let mss = hdr.gso_size as usize;
+    if mss == 0 {
+        return Err(OffloadError::Unsupported);
+    }
+    let payload_len = frame.len() - payload_at;
+    let segments = payload_len.div_ceil(mss).max(1);
+    let seq0 = if tcp {
+        u32::from_be_bytes(frame[l4 + 4..l4 + 8].try_into().expect("4 bytes"))
+    } else {
+        0
+    };
+    let id0 = if v4 {
+        u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]])
+    } else {
+        0
+    };
+    for i in 0..segments {
+        let from = payload_at + i * mss;
+        let to = (from + mss).min(frame.len());
+        let last = i + 1 == segments;
+        scratch.clear();
+        scratch.extend_from_slice(&frame[..payload_at]);
+        scratch.extend_from_slice(&frame[from..to]);
+        let seg_l4_len = scratch.len() - l4;
+        let s = &mut scratch[..];
+        // Network layer.
+        if v4 {
+            let total = (s.len() - l3) as u16;
+            s[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
+            s[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+            s[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+            let c = fold(sum16(&s[l3..l4], 0));
+            s[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        } else {
+            let plen = (s.len() - l3 - 40) as u16;
+            s[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
+        }
+        // Transport layer.
+        let csum_at = if tcp {
+            let seq = seq0.wrapping_add((i * mss) as u32);
+            s[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+            if !last {
+                s[l4 + 13] &= !(0x01 | 0x08); // FIN and PSH only on the last segment
+            }
+            if i > 0 {
+                s[l4 + 13] &= !0x80; // CWR only on the first
+            }
+            l4 + 16
+        } else {
+            s[l4 + 4..l4 + 6].copy_from_slice(&(seg_l4_len as u16).to_be_bytes());
+            l4 + 6
+        };
+        s[csum_at..csum_at + 2].copy_from_slice(&[0, 0]);
+        let proto: u32 = if tcp { 6 } else { 17 };
+        let pseudo = if v4 {
+            sum16(&s[l3 + 12..l3 + 20], proto + seg_l4_len as u32)
+        } else {
+            sum16(&s[l3 + 8..l3 + 40], proto + seg_l4_len as u32)
+        };
+        let mut c = fold(sum16(&s[l4..], pseudo));
+        if !tcp && c == 0 {
+            c = 0xffff; // UDP: zero means "no checksum"
+        }
+        s[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+        each(s);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Verifies a frame's IPv4 header checksum and its TCP/UDP checksum the way a receiver would.
+    fn checksums_ok(f: &[u8]) -> bool {
+        let (l3, et) = l3_offset(f).unwrap();
+        let (l4, proto, pseudo) = if et == 0x0800 {
+            let ihl = (f[l3] & 15) as usize * 4;
+            if fold(sum16(&f[l3..l3 + ihl], 0)) != 0 {
+                return false;
+            }
+            let l4 = l3 + ihl;
+            (l4, f[l3 + 9] as u32, sum16(&f[l3 + 12..l3 + 20], 0))
+        } else {
+            (l3 + 40, f[l3 + 6] as u32, sum16(&f[l3 + 8..l3 + 40], 0))
+        };
+        let len = (f.len() - l4) as u32;
+        fold(sum16(&f[l4..], pseudo + proto + len)) == 0
+    }
+
+    fn tcp4_gso(payload: usize, mss: u16, flags: u8) -> Vec<u8> {
+        let mut v = vec![0u8; VNET_HDR_LEN];
+        v[1] = GSO_TCPV4;
+        v[4..6].copy_from_slice(&mss.to_le_bytes());
+        v[6..8].copy_from_slice(&34u16.to_le_bytes()); // csum_start = 14 + 20
+        v[8..10].copy_from_slice(&16u16.to_le_bytes());
+        v[0] = F_NEEDS_CSUM;
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        f[14] = 0x45;
+        f[14 + 4..14 + 6].copy_from_slice(&1000u16.to_be_bytes());
+        f[14 + 8] = 64;
+        f[14 + 9] = 6;
+        f[14 + 12..14 + 16].copy_from_slice(&[10, 0, 0, 1]);
+        f[14 + 16..14 + 20].copy_from_slice(&[10, 0, 0, 2]);
+        f[34..36].copy_from_slice(&5000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&80u16.to_be_bytes());
+        f[38..42].copy_from_slice(&0xffff_fff0u32.to_be_bytes()); // wraps
+        f[46] = 5 << 4;
+        f[47] = flags;
+        f.extend((0..payload).map(|i| (i % 253) as u8));
+        v.extend(f);
+        v
+    }
+
+    #[test]
+    fn tcp4_is_cut_into_valid_segments() {
+        let mut buf = tcp4_gso(1360 * 3 + 100, 1360, 0x18 | 0x01 | 0x80); // PSH|ACK, FIN, CWR
+        let original = buf[VNET_HDR_LEN..].to_vec();
+        let mut scratch = Vec::new();
+        let mut segs: Vec<Vec<u8>> = Vec::new();
+        split(&mut buf, &mut scratch, |f| segs.push(f.to_vec())).unwrap();
+        assert_eq!(segs.len(), 4);
+        let mut payload = Vec::new();
+        for (i, s) in segs.iter().enumerate() {
+            assert!(checksums_ok(s), "segment {i} checksums");
+            let seq = u32::from_be_bytes(s[38..42].try_into().unwrap());
+            assert_eq!(seq, 0xffff_fff0u32.wrapping_add(1360 * i as u32));
+            let id = u16::from_be_bytes([s[18], s[19]]);
+            assert_eq!(id, 1000 + i as u16);
+            let total = u16::from_be_bytes([s[16], s[17]]) as usize;
+            assert_eq!(total, s.len() - 14);
+            let flags = s[47];
+            assert_eq!(flags & 0x01 != 0, i == 3, "FIN only last");
+            assert_eq!(flags & 0x08 != 0, i == 3, "PSH only last");
+            assert_eq!(flags & 0x80 != 0, i == 0, "CWR only first");
+            assert!(s.len() <= 14 + 20 + 20 + 1360);
+            payload.extend_from_slice(&s[54..]);
+        }
+        assert_eq!(payload, original[54..]);
+    }
+
+    #[test]
+    fn udp6_uso_and_plain_frames() {
+        // IPv6 UDP, 2 segments of 1000 and 1 of 10.
+        let mut v = vec![0u8; VNET_HDR_LEN];
+        v[1] = GSO_UDP_L4;
+        v[4..6].copy_from_slice(&1000u16.to_le_bytes());
+        v[6..8].copy_from_slice(&54u16.to_le_bytes());
+        let mut f = vec![0u8; 14 + 40 + 8];
+        f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        f[14] = 0x60;
+        f[14 + 6] = 17;
+        f[14 + 8] = 0xfd;
+        f[14 + 24] = 0xfd;
+        f[14 + 39] = 2;
+        f.extend(std::iter::repeat_n(7u8, 2010));
+        v.extend(f);
+        let mut segs = Vec::new();
+        split(&mut v, &mut Vec::new(), |s| segs.push(s.to_vec())).unwrap();
+        assert_eq!(segs.len(), 3);
+        for s in &segs {
+            assert!(checksums_ok(s));
+            let ulen = u16::from_be_bytes([s[58], s[59]]) as usize;
+            assert_eq!(ulen, s.len() - 54);
+        }
+        // A plain frame with no offload passes through untouched.
+        let mut plain = vec![0u8; VNET_HDR_LEN];
+        plain.extend_from_slice(&[0xffu8; 60]);
+        let mut got = Vec::new();
+        split(&mut plain, &mut Vec::new(), |s| got.push(s.to_vec())).unwrap();
+        assert_eq!(got, vec![vec![0xffu8; 60]]);
+    }
+
+    #[test]
+    fn partial_checksum_is_completed() {
+        // A single TCP segment with NEEDS_CSUM: the field holds the pseudo-header sum.
+        let mut buf = tcp4_gso(300, 1360, 0x18);
+        buf[1] = GSO_NONE;
+        let f = &mut buf[VNET_HDR_LEN..];
+        let len = (f.len() - 34) as u32;
+        let pseudo = sum16(&f[26..34], 6 + len);
+        let folded = !fold(pseudo); // the kernel stores the folded, non-inverted sum
+        f[50..52].copy_from_slice(&folded.to_be_bytes());
+        // IPv4 header checksum as the kernel would have it.
+        let ip_len = ((f.len() - 14) as u16).to_be_bytes();
+        f[16..18].copy_from_slice(&ip_len);
+        let c = fold(sum16(&f[14..34], 0));
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        let mut out = Vec::new();
+        split(&mut buf, &mut Vec::new(), |s| out.push(s.to_vec())).unwrap();
+        assert!(checksums_ok(&out[0]));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 7u64;
+        for n in 0..3000usize {
+            let len = n % 200;
+            let mut b: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            if len > 2 && n % 3 == 0 {
+                b[1] = [GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4][n % 3];
+            }
+            let _ = split(&mut b, &mut Vec::new(), |_| {});
+        }
+    }
+}
