@@ -169,9 +169,25 @@ async fn flush(
         // Unreachable networks and the like are logged at debug level; the protocol's timers recover.
         udp.send_all(out).await;
     }
-    while let Some(frame) = edge.poll_tap() {
-        if let Err(e) = tap.write(&frame).await {
-            tracing::debug!("tap send: {e}");
+    if tap.vnet {
+        // Runs of one TCP stream go to the kernel as one large segment (user-space GRO).
+        let mut frames = Vec::new();
+        while let Some(frame) = edge.poll_tap() {
+            frames.push(frame);
+        }
+        let mut buf = Vec::new();
+        let mut i = 0;
+        while i < frames.len() {
+            i = offload::coalesce_next(&frames, i, &mut buf);
+            if let Err(e) = tap.dev.send(&buf).await {
+                tracing::debug!("tap send: {e}");
+            }
+        }
+    } else {
+        while let Some(frame) = edge.poll_tap() {
+            if let Err(e) = tap.write(&frame).await {
+                tracing::debug!("tap send: {e}");
+            }
         }
     }
     while let Some(ev) = edge.poll_event() {
