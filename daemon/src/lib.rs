@@ -5,6 +5,7 @@
 // Config errors carry their origin by value and are built once per start: size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod control;
 pub mod metrics;
 pub mod udp;
 

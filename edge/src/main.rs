@@ -193,10 +193,12 @@ async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -
         started: Instant::now(),
         started_unix_ms: driver::unix_ms(),
         queries: qtx,
+    });
+    let controls = weft_daemon::control::module(weft_daemon::control::Controls {
         logging,
         stop: stop_api_tx,
         reload: Box::new(move |logging| reload(&args, &started_settings, logging)),
-    });
+    })?;
     let metrics_ctx = ctx.clone();
     let metrics: weft_web::MetricsFn =
         Arc::new(move || Box::pin(mgmt::render_metrics(metrics_ctx.clone())));
@@ -205,7 +207,11 @@ async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -
         &s.mgmt,
         &s.session,
         "weft-edge",
-        mgmt::module(ctx)?,
+        {
+            let mut methods = mgmt::module(ctx)?;
+            methods.merge(controls)?;
+            methods
+        },
         metrics,
         events_tx.clone(),
     )

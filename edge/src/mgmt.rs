@@ -1,5 +1,5 @@
-//! The edge's management API (methods: docs/api.md), its metrics, and the control actions behind
-//! `set_verbose`, `reload` and `stop`; served by `weft-web` on the unix socket and optional loopback TCP.
+//! The edge's management API (methods: docs/api.md), and its metrics (the control methods
+//! `set_verbose`, `reload` and `stop` are `weft_daemon::control`); served by `weft-web` on the unix socket and optional loopback TCP.
 //!
 //! Status methods ask the event loop for one snapshot over a channel, so the state machine stays owned by
 //! one task and a slow client never holds it.
@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use weft_daemon::metrics::{Kind, MetricsText};
-use weft_daemon::{Logging, Page, ReloadFn};
+use weft_daemon::Page;
 use weft_proto::edge::{Path, PeerState, PeerStatus};
 use weft_web::jsonrpsee::types::ErrorObjectOwned;
 use weft_web::jsonrpsee::RpcModule;
@@ -28,10 +28,6 @@ pub struct Context {
     pub started: Instant,
     pub started_unix_ms: u64,
     pub queries: mpsc::Sender<Query>,
-    pub logging: Arc<Logging>,
-    pub stop: mpsc::Sender<()>,
-    /// Re-reads the configuration: returns (applied, needs a restart) option names.
-    pub reload: ReloadFn,
 }
 
 fn internal(msg: impl ToString) -> ErrorObjectOwned {
@@ -303,26 +299,6 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
     m.finish()
 }
 
-fn parse_verbose(params: &weft_web::jsonrpsee::types::Params) -> Result<u8, ErrorObjectOwned> {
-    let bad = || {
-        ErrorObjectOwned::owned(
-            -32602,
-            "expected [n] or {\"verbose\": n} with n from 0 to 4",
-            None::<()>,
-        )
-    };
-    let v: Value = params.parse().map_err(|_| bad())?;
-    let n = match &v {
-        Value::Array(a) if a.len() == 1 => a[0].as_u64(),
-        Value::Object(o) => o.get("verbose").and_then(Value::as_u64),
-        _ => None,
-    };
-    match n {
-        Some(n) if n <= 4 => Ok(n as u8),
-        _ => Err(bad()),
-    }
-}
-
 /// The RPC module with every method of docs/api.md for an edge.
 pub fn module(ctx: Arc<Context>) -> anyhow::Result<RpcModule<Arc<Context>>> {
     let mut m = RpcModule::new(ctx);
@@ -399,27 +375,6 @@ pub fn module(ctx: Arc<Context>) -> anyhow::Result<RpcModule<Arc<Context>>> {
             "last_registration": unix_s_of(&ctx, s.now, last_reg),
             "last_peer_rx": unix_s_of(&ctx, s.now, s.last_peer_rx),
         }))
-    })?;
-    m.register_method("get_verbose", |_, ctx, _| {
-        Ok::<Value, ErrorObjectOwned>(json!({ "verbose": ctx.logging.verbose() }))
-    })?;
-    m.register_method("set_verbose", |params, ctx, _| {
-        let v = parse_verbose(&params)?;
-        ctx.logging.set_verbose(v).map_err(internal)?;
-        tracing::info!("log level set to {v} through the management API");
-        Ok::<Value, ErrorObjectOwned>(json!({ "verbose": v }))
-    })?;
-    m.register_method("reload", |_, ctx, _| {
-        let (reloaded, restart_needed) =
-            (ctx.reload)(&ctx.logging).map_err(|e| internal(format!("{e:#}")))?;
-        Ok::<Value, ErrorObjectOwned>(
-            json!({ "reloaded": reloaded, "restart_needed": restart_needed }),
-        )
-    })?;
-    m.register_async_method("stop", |_, ctx, _| async move {
-        tracing::info!("stop requested through the management API");
-        let _ = ctx.stop.try_send(());
-        Ok::<Value, ErrorObjectOwned>(json!({ "stopping": true }))
     })?;
     Ok(m)
 }

@@ -136,10 +136,12 @@ async fn run(
         started: Instant::now(),
         started_unix_ms: unix_ms(),
         queries: qtx,
+    });
+    let controls = weft_daemon::control::module(weft_daemon::control::Controls {
         logging,
         stop: stop_api_tx,
         reload: Box::new(move |logging| reload(&args, &running, logging, &reload_tx)),
-    });
+    })?;
     let metrics_ctx = ctx.clone();
     let metrics: weft_web::MetricsFn =
         Arc::new(move || Box::pin(mgmt::render_metrics(metrics_ctx.clone())));
@@ -148,7 +150,11 @@ async fn run(
         &s.mgmt,
         &s.session,
         "weft-supernode",
-        mgmt::module(ctx)?,
+        {
+            let mut methods = mgmt::module(ctx)?;
+            methods.merge(controls)?;
+            methods
+        },
         metrics,
         events_tx.clone(),
     )

@@ -1,5 +1,5 @@
-//! The supernode's management API (methods: docs/api.md), its metrics, and the control actions behind
-//! `set_verbose`, `reload` and `stop`.
+//! The supernode's management API (methods: docs/api.md), and its metrics (the control methods
+//! `set_verbose`, `reload` and `stop` are `weft_daemon::control`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use weft_daemon::metrics::{Kind, MetricsText};
-use weft_daemon::{Logging, Page, ReloadFn};
+use weft_daemon::Page;
 use weft_proto::supernode::{EdgeRecord, Supernode, SupernodeStats};
 use weft_web::jsonrpsee::types::ErrorObjectOwned;
 use weft_web::jsonrpsee::RpcModule;
@@ -66,10 +66,6 @@ pub struct Context {
     pub started: Instant,
     pub started_unix_ms: u64,
     pub queries: mpsc::Sender<Query>,
-    pub logging: Arc<Logging>,
-    pub stop: mpsc::Sender<()>,
-    /// Re-reads the configuration and community file: (applied, needs a restart).
-    pub reload: ReloadFn,
 }
 
 fn internal(msg: impl ToString) -> ErrorObjectOwned {
@@ -183,26 +179,6 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
     m.finish()
 }
 
-fn parse_verbose(params: &weft_web::jsonrpsee::types::Params) -> Result<u8, ErrorObjectOwned> {
-    let bad = || {
-        ErrorObjectOwned::owned(
-            -32602,
-            "expected [n] or {\"verbose\": n} with n from 0 to 4",
-            None::<()>,
-        )
-    };
-    let v: Value = params.parse().map_err(|_| bad())?;
-    let n = match &v {
-        Value::Array(a) if a.len() == 1 => a[0].as_u64(),
-        Value::Object(o) => o.get("verbose").and_then(Value::as_u64),
-        _ => None,
-    };
-    match n {
-        Some(n) if n <= 4 => Ok(n as u8),
-        _ => Err(bad()),
-    }
-}
-
 /// The RPC module with every method of docs/api.md for a supernode.
 pub fn module(ctx: Arc<Context>) -> anyhow::Result<RpcModule<Arc<Context>>> {
     let mut m = RpcModule::new(ctx);
@@ -271,27 +247,6 @@ pub fn module(ctx: Arc<Context>) -> anyhow::Result<RpcModule<Arc<Context>>> {
             "uptime_s": ctx.uptime_s(),
             "last_registration": s.last_registration.map(unix),
         }))
-    })?;
-    m.register_method("get_verbose", |_, ctx, _| {
-        Ok::<Value, ErrorObjectOwned>(json!({ "verbose": ctx.logging.verbose() }))
-    })?;
-    m.register_method("set_verbose", |params, ctx, _| {
-        let v = parse_verbose(&params)?;
-        ctx.logging.set_verbose(v).map_err(internal)?;
-        tracing::info!("log level set to {v} through the management API");
-        Ok::<Value, ErrorObjectOwned>(json!({ "verbose": v }))
-    })?;
-    m.register_async_method("reload", |_, ctx, _| async move {
-        let (reloaded, restart_needed) =
-            (ctx.reload)(&ctx.logging).map_err(|e| internal(format!("{e:#}")))?;
-        Ok::<Value, ErrorObjectOwned>(
-            json!({ "reloaded": reloaded, "restart_needed": restart_needed }),
-        )
-    })?;
-    m.register_async_method("stop", |_, ctx, _| async move {
-        tracing::info!("stop requested through the management API");
-        let _ = ctx.stop.try_send(());
-        Ok::<Value, ErrorObjectOwned>(json!({ "stopping": true }))
     })?;
     Ok(m)
 }
