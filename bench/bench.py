@@ -451,10 +451,15 @@ class Weft(Vpn):
                 "supernode": f"own namespace ({SN_ADDR}:7700) reached via A; only introduces",
                 "advertise": "the underlay address only", "verbose": 1}
 
+    relayed = False  # [connection] allow_p2p = false: every packet goes edge -> supernode -> edge
+    tag = ""  # session names wfb<pid>-{tag}{a,b,sn}
+    community = "bench"
+    sn_port, edge_port = 7700, 7710
+
     def __init__(self, ctx, bindir: Path):
         super().__init__(ctx)
         self.bin = bindir
-        self.session = {s: f"{ctx.prefix}-{s}" for s in ("a", "b", "sn")}
+        self.session = {s: f"{ctx.prefix}-{self.tag}{s}" for s in ("a", "b", "sn")}
         self.sn: subprocess.Popen | None = None
 
     def version(self):
@@ -467,25 +472,26 @@ class Weft(Vpn):
             c.cleanup_paths.append(Path("/run/weft") / s)
         sn_conf = self.dir / f"{self.session['sn']}.conf"
         sn_conf.write_text(
-            "[connection]\nbind = 0.0.0.0:7700\n"
+            f"[connection]\nbind = 0.0.0.0:{self.sn_port}\n"
             f"[daemon]\nstate_dir = {self.dir}/state-sn\n"
             "[logging]\nverbose = 1\n")
-        self.sn = start("weft-supernode", [self.bin / "weft-supernode", "start", sn_conf], c.ns["sn"],
-                        self.dir / "supernode.log")
+        self.sn = start(f"weft-supernode{' (relay)' if self.relayed else ''}",
+                        [self.bin / "weft-supernode", "start", sn_conf], c.ns["sn"], self.dir / "supernode.log")
         for s in ("a", "b"):
             conf = self.dir / f"{self.session[s]}.conf"
             conf.write_text(
-                "[community]\nname = bench\nkey = weft bench community secret, not a secret\n"
-                f"supernode = {SN_ADDR}:7700\n"
+                f"[community]\nname = {self.community}\nkey = weft bench community secret, not a secret\n"
+                f"supernode = {SN_ADDR}:{self.sn_port}\n"
                 f"[tuntap]\nname = {self.ifs[s]}\naddress = {self.addr(s)}/24\ndescription = bench-{s}\n"
-                f"[connection]\nbind = 0.0.0.0:7710\nadvertise = {UL_A if s == 'a' else UL_B}\n"
+                f"[connection]\nbind = 0.0.0.0:{self.edge_port}\nadvertise = {UL_A if s == 'a' else UL_B}\n"
+                + ("allow_p2p = false\n" if self.relayed else "") +
                 f"[daemon]\nstate_dir = {self.dir}/state-{s}\n"
                 "[logging]\nverbose = 1\n")
             self.procs[s] = start(f"weft-edge {s}", [self.bin / "weft-edge", "start", conf], c.ns[s],
                                   self.dir / f"edge-{s}.log")
         if not wait_ping(c, self.target, 20):
             raise RuntimeError("no ping through Weft within 20 s")
-        self.wait_direct(20)
+        self.wait_path(20)
 
     def edges(self, side: str) -> list:
         p = run([self.bin / "weftctl", "--session", self.session[side], "--json", "--timeout", "5", "edges"],
@@ -499,31 +505,60 @@ class Weft(Vpn):
         out = {}
         for s in ("a", "b"):
             e = self.edges(s)
-            out[s] = [{k: x.get(k) for k in ("description", "state", "path", "addr", "why_not_direct")}
+            out[s] = [{k: x.get(k) for k in ("description", "state", "path", "addr", "relay", "why_not_direct")}
                       for x in e]
         return out
 
-    def direct_ok(self, paths: dict) -> bool:
+    def path_ok(self, paths: dict) -> bool:
+        """Direct: the peer up at the other host's underlay address. Relayed: the peer up through this
+        pair's own supernode."""
+        if self.relayed:
+            return all(len(paths[s]) == 1 and paths[s][0]["state"] == "up" and paths[s][0]["path"] == "relayed"
+                       and paths[s][0]["relay"] == f"{SN_ADDR}:{self.sn_port}" for s in ("a", "b"))
         want = {"a": UL_B, "b": UL_A}
         return all(len(paths[s]) == 1 and paths[s][0]["state"] == "up" and paths[s][0]["path"] == "direct"
                    and str(paths[s][0]["addr"] or "").split(":")[0] == want[s] for s in ("a", "b"))
 
-    def wait_direct(self, seconds: float) -> dict:
+    def wait_path(self, seconds: float) -> dict:
         end = time.monotonic() + seconds
         paths = {}
         while time.monotonic() < end:
             paths = self.paths()
-            if self.direct_ok(paths):
+            if self.path_ok(paths):
                 return paths
             run(["ping", "-c", "1", "-W", "1", self.target], ns=self.ctx.ns["a"], timeout=5, check=False)
             time.sleep(0.3)
-        raise RuntimeError(f"Weft path is not direct over the underlay: {paths}")
+        want = f"relayed via {SN_ADDR}:{self.sn_port}" if self.relayed else "direct over the underlay"
+        raise RuntimeError(f"Weft path is not {want}: {paths}")
 
     def check(self):
         super().check()
         if self.sn is not None and self.sn.poll() is not None:
             raise RuntimeError("weft-supernode exited")
-        return {"paths": self.wait_direct(10)}
+        return {"paths": self.wait_path(10)}
+
+
+class WeftRelayed(Weft):
+    """A second Weft pair with its own supernode (same namespace, another port) and `allow_p2p = false`: every
+    packet goes A -> supernode -> B, the supernode's namespace being one more hop (its replies to B are
+    forwarded by A's kernel, as the topology routes B to the supernode via A)."""
+    name = "Weft relayed"
+    kind = "wr"
+    net = "10.100.6"
+    relayed = True
+    tag = "r"
+    community = "bench-relay"
+    sn_port, edge_port = 7701, 7711
+    settings = {**Weft.settings, "allow_p2p": False,
+                "supernode": f"own process ({SN_ADDR}:7701, the supernode's namespace, reached via A); relays "
+                             "every packet"}
+
+    def pids(self):
+        # the supernode carries the data here: its CPU is recorded too (as "sn")
+        out = super().pids()
+        if self.sn is not None:
+            out["sn"] = self.sn.pid
+        return out
 
 
 class WireGuard(Vpn):
@@ -874,6 +909,7 @@ def round_figures(r: dict) -> dict:
     cpu = g("tcp1", "cpu_percent")
     f["cpu_a"] = cpu.get("a") if cpu else None
     f["cpu_b"] = cpu.get("b") if cpu else None
+    f["cpu_sn"] = cpu.get("sn") if cpu else None
     rb = [g(t, "rcvbuf_errors") for t in ("tcp1", "tcp4")]
     f["rcvbuf"] = sum(sum(x.values()) for x in rb if x) if any(rb) else None
     return f
@@ -882,7 +918,7 @@ def round_figures(r: dict) -> dict:
 def summarize(rounds: list[dict]) -> dict:
     per = [round_figures(r) for r in rounds if not r.get("error")]
     out = {}
-    for k in ("tcp1", "tcp4", "udp_large", "udp64", "p50", "p99", "cpu_a", "cpu_b", "rcvbuf"):
+    for k in ("tcp1", "tcp4", "udp_large", "udp64", "p50", "p99", "cpu_a", "cpu_b", "cpu_sn", "rcvbuf"):
         v = [p[k] for p in per if p[k] is not None]
         out[k] = {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)} if v else None
     return out
@@ -933,11 +969,18 @@ def table(report: dict) -> str:
                 cell += " " + " ".join(rat)
             row.append(cell)
         ca, cb = summ[n].get("cpu_a"), summ[n].get("cpu_b")
-        row.append(f"{ca['median']:.0f} / {cb['median']:.0f}" if ca and cb else "–")
+        csn = summ[n].get("cpu_sn")
+        row.append((f"{ca['median']:.0f} / {cb['median']:.0f}" if ca and cb else "–")
+                   + (f" (supernode {csn['median']:.0f})" if csn else ""))
         row.append(str(v.get("mtu") or "–"))
         rb = summ[n].get("rcvbuf")
         row.append(f"{rb['median']:.0f} ({rb['min']:.0f}–{rb['max']:.0f})" if rb else "–")
         lines.append("| " + " | ".join(row) + " |")
+    direct = next((n for n in names if report["vpns"][n]["role"] == "weft"), None)
+    relay = next((n for n in names if report["vpns"][n]["role"] == "weft-relay"), None)
+    if direct and relay and summ[direct].get("tcp1") and summ[relay].get("tcp1") and summ[direct]["tcp1"]["median"]:
+        pct = 100 * summ[relay]["tcp1"]["median"] / summ[direct]["tcp1"]["median"]
+        lines += ["", f"relayed TCP 1 stream = {pct:.0f} % of direct Weft (medians, this run)"]
     legend = [
         "",
         "Medians of {r} rounds, (min–max) across rounds. ×U: ratio to the raw underlay in the same run; ×P: ratio "
@@ -945,9 +988,11 @@ def table(report: dict) -> str:
         "latency{b}). Throughput: higher is better; latency: lower is better, so a latency ratio above 1 "
         "means slower. UDP: the highest received rate with under 1 % loss (payload bytes; kpps = thousand "
         "datagrams per second). CPU: % of one core used by the VPN daemon on the sending host A / receiving "
-        "host B during the TCP 1-stream test. RcvbufErrors: UDP datagrams dropped for a full socket buffer, "
-        "both hosts, during both TCP tests.".format(
+        "host B during the TCP 1-stream test. "
+        "RcvbufErrors: UDP datagrams dropped for a full socket buffer, both hosts, during both TCP tests.{w}".format(
             r=report["config"]["rounds"],
+            w=" Weft relayed (allow_p2p = false: every packet through the supernode) is not a peer; its CPU "
+              "cell adds the relaying supernode's in brackets." if relay else "",
             b="; best peer: " + ", ".join(f"{t.format(large=large).split(',')[0]} {best[k][1]}"
                                           for k, t, _ in HEADLINE if k in best)
             if best else ""),
@@ -975,11 +1020,12 @@ def measure_round(ctx: Ctx, vpn: Vpn, cfg: dict) -> dict:
 def main() -> int:
     global CTX
     ap = argparse.ArgumentParser(
-        prog="bench/run", description="Weft side-by-side benchmark: underlay, Weft, wireguard-go, boringtun, "
-        "Nebula and tinc between two network namespaces. Run as root.")
+        prog="bench/run", description="Weft side-by-side benchmark: underlay, Weft (direct and relayed), "
+        "wireguard-go, boringtun, Nebula and tinc between two network namespaces. Run as root.")
     ap.add_argument("--quick", action="store_true", help="1 round and shorter tests, for development")
     ap.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
-    ap.add_argument("--only", help="comma-separated subset: underlay,weft,wireguard-go,boringtun,nebula,tinc")
+    ap.add_argument("--only", help="comma-separated subset: underlay,weft,weft-relay,wireguard-go,boringtun,nebula,"
+                    "tinc")
     ap.add_argument("--machine", help="machine name for the results file (default: the host name)")
     ap.add_argument("--no-build", action="store_true", help="use target/release as it is (default: rebuild)")
     ap.add_argument("--no-write", action="store_true", help="print the table only; write no results file")
@@ -996,7 +1042,7 @@ def main() -> int:
            "ping_count": PING_COUNT_QUICK if quick else PING_COUNT_FULL, "ping_interval_s": 0.01,
            "loss_limit_percent": LOSS_LIMIT, "quick": quick}
     cfg["rounds"] = max(1, min(cfg["rounds"], 20))
-    all_ids = ["underlay", "weft", "wireguard-go", "boringtun", "nebula", "tinc"]
+    all_ids = ["underlay", "weft", "weft-relay", "wireguard-go", "boringtun", "nebula", "tinc"]
     only = [x.strip().lower() for x in args.only.split(",")] if args.only else all_ids
     bad = [x for x in only if x not in all_ids]
     if bad:
@@ -1014,6 +1060,8 @@ def main() -> int:
                         "underlay": f"one veth pair: A {UL_A}/24 <-> B {UL_B}/24 (namespaces {ctx.prefix}-a/-b)",
                         "weft_supernode": f"namespace {ctx.prefix}-sn, {SN_ADDR}:7700, linked to A only; "
                                           "A forwards B's packets to it; it only introduces the edges",
+                        "weft_relay_supernode": f"a second supernode in {ctx.prefix}-sn, {SN_ADDR}:7701, for the "
+                                                "allow_p2p = false pair: relays every packet A -> sn -> (via A) B",
                         "traffic": "iperf3 client and ping in A, iperf3 server in B (A -> B)"},
                     "vpns": {}, "order": [], "skipped": {}}
     try:
@@ -1045,6 +1093,8 @@ def main() -> int:
             candidates.append(("underlay", "underlay", Underlay(ctx)))
         if "weft" in only:
             candidates.append(("Weft", "weft", Weft(ctx, bindir)))
+        if "weft-relay" in only:
+            candidates.append(("Weft relayed", "weft-relay", WeftRelayed(ctx, bindir)))
         if "wireguard-go" in only and "wireguard-go" not in missing:
             candidates.append(("wireguard-go", "peer", WireGuardGo(ctx)))
         if "boringtun" in only and "boringtun" not in missing:
@@ -1057,7 +1107,8 @@ def main() -> int:
         vpns: list[tuple[str, Vpn]] = []
         for name, role, v in candidates:
             log(f"setting up {name}")
-            entry = {"role": role, "label": name if role != "weft" else f"**Weft** ({report['weft_commit']})",
+            entry = {"role": role, "label": f"**{name}** ({report['weft_commit']})" if role.startswith("weft")
+                     else name,
                      "settings": v.settings, "rounds": []}
             try:
                 entry["version"] = v.version()
