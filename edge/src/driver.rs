@@ -67,7 +67,7 @@ pub async fn run(
     let mut tbuf = vec![0u8; MAX_DATAGRAM + offload::VNET_HDR_LEN];
     let mut scratch = Vec::with_capacity(2048);
     let tap = Tap { dev: &dev, vnet };
-    let mut out = Vec::with_capacity(BATCH);
+    let mut out = Buffers::default();
     flush(&mut edge, &mut udp, &tap, &events, &mut out).await;
     loop {
         let deadline = tokio::time::Instant::from_std(edge.poll_timeout());
@@ -126,6 +126,17 @@ fn answer(edge: &Edge, q: Query) {
     }
 }
 
+/// Output buffers reused across wake-ups, so a flush allocates nothing of its own.
+#[derive(Default)]
+struct Buffers {
+    /// Datagrams the state machine produced, in order.
+    datagrams: Vec<(SocketAddr, Vec<u8>)>,
+    /// Frames for the TAP device, in order.
+    frames: Vec<Vec<u8>>,
+    /// One TAP write (virtio-net header and frame, or a coalesced run).
+    tap_write: Vec<u8>,
+}
+
 /// The TAP device, with or without the virtio-net header of offload.
 struct Tap<'a> {
     dev: &'a AsyncDevice,
@@ -159,27 +170,29 @@ async fn flush(
     udp: &mut BatchedUdp,
     tap: &Tap<'_>,
     events: &EventSink,
-    out: &mut Vec<(SocketAddr, Vec<u8>)>,
+    out: &mut Buffers,
 ) {
-    out.clear();
+    out.datagrams.clear();
     while let Some(t) = edge.poll_transmit() {
-        out.push((t.dest, t.payload));
+        out.datagrams.push((t.dest, t.payload));
     }
-    if !out.is_empty() {
+    if !out.datagrams.is_empty() {
         // Unreachable networks and the like are logged at debug level; the protocol's timers recover.
-        udp.send_all(out).await;
+        udp.send_all(&out.datagrams).await;
     }
     if tap.vnet {
         // Runs of one TCP stream go to the kernel as one large segment (user-space GRO).
-        let mut frames = Vec::new();
+        let Buffers {
+            frames, tap_write, ..
+        } = out;
+        frames.clear();
         while let Some(frame) = edge.poll_tap() {
             frames.push(frame);
         }
-        let mut buf = Vec::new();
         let mut i = 0;
         while i < frames.len() {
-            i = offload::coalesce_next(&frames, i, &mut buf);
-            if let Err(e) = tap.dev.send(&buf).await {
+            i = offload::coalesce_next(frames, i, tap_write);
+            if let Err(e) = tap.dev.send(tap_write).await {
                 tracing::debug!("tap send: {e}");
             }
         }
