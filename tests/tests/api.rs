@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use weft_e2e::cmd::ns_run;
 use weft_e2e::daemon::{find_bin, wait_paths};
 use weft_e2e::nsnet::in_netns;
-use weft_e2e::{run_e2e, Daemon, Edge, EdgeConfig, SupernodeConfig, Testbed, COMMUNITY, SECRET};
+use weft_e2e::{run_e2e, Daemon, EdgeConfig, SupernodeConfig, Testbed, COMMUNITY, SECRET};
 
 const BUDGET: Duration = Duration::from_secs(90);
 const PORT: u16 = 5650;
@@ -540,7 +540,6 @@ fn body(tb: &Testbed) -> Result<()> {
     ensure!(code == 0, "weftctl stop with password: {code} {out} {err}");
     wait_exit(&e2.d, Duration::from_secs(10))?;
     tb.step("weftctl stop: e2 exited");
-    let _: &Edge = &e2;
     Ok(())
 }
 
