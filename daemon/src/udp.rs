@@ -9,6 +9,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
+use std::ops::Range;
 
 use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSocketState};
 use tokio::io::Interest;
@@ -91,24 +92,28 @@ impl BatchedUdp {
         Ok(count)
     }
 
-    /// Sends `datagrams` in order. Runs to one destination of equal size (the last of a run may be
-    /// shorter) go out as one GSO send; send errors are logged at debug level and the datagram dropped,
-    /// as the network may drop it anyway (the protocol's timers recover).
-    pub async fn send_all(&mut self, datagrams: &[(SocketAddr, Vec<u8>)]) {
+    /// Sends `datagrams`, each a range of `bytes`, in order. Runs to one destination of equal size (the
+    /// last of a run may be shorter) go out as one GSO send, straight from `bytes` when they lie back to
+    /// back there (as the protocol core's output queue lays them out), else gathered into a buffer first.
+    /// Send errors are logged at debug level and the datagram dropped, as the network may drop it anyway
+    /// (the protocol's timers recover).
+    pub async fn send_all(&mut self, bytes: &[u8], datagrams: &[(SocketAddr, Range<usize>)]) {
         let max_segs = self.state.max_gso_segments().max(1);
         let mut i = 0;
         while i < datagrams.len() {
-            let (dest, first) = (&datagrams[i].0, &datagrams[i].1);
+            let (dest, first) = (datagrams[i].0, datagrams[i].1.clone());
             let size = first.len();
             let mut j = i + 1;
             let mut total = size;
+            let mut contiguous = true;
             if max_segs > 1 && size > 0 {
                 while j < datagrams.len()
                     && j - i < max_segs
-                    && datagrams[j].0 == *dest
+                    && datagrams[j].0 == dest
                     && datagrams[j].1.len() <= size
                     && total + datagrams[j].1.len() <= MAX_GSO_BYTES
                 {
+                    contiguous &= datagrams[j].1.start == datagrams[j - 1].1.end;
                     total += datagrams[j].1.len();
                     let shorter = datagrams[j].1.len() < size;
                     j += 1;
@@ -117,23 +122,34 @@ impl BatchedUdp {
                     }
                 }
             }
+            let run = &datagrams[i..j];
             if j - i == 1 {
-                self.send_one(*dest, first, None).await;
+                self.send_one(dest, &bytes[first], None).await;
+            } else if contiguous {
+                let all = first.start..run[run.len() - 1].1.end;
+                if !self.send_one(dest, &bytes[all], Some(size)).await {
+                    self.send_each(bytes, run).await;
+                }
             } else {
                 let mut buf = std::mem::take(&mut self.tx);
                 buf.clear();
-                for (_, d) in &datagrams[i..j] {
-                    buf.extend_from_slice(d);
+                for (_, r) in run {
+                    buf.extend_from_slice(&bytes[r.clone()]);
                 }
-                if !self.send_one(*dest, &buf, Some(size)).await {
-                    // GSO refused (e.g. a device without checksum offload): one by one.
-                    for (_, d) in &datagrams[i..j] {
-                        self.send_one(*dest, d, None).await;
-                    }
+                if !self.send_one(dest, &buf, Some(size)).await {
+                    self.send_each(bytes, run).await;
                 }
                 self.tx = buf;
             }
             i = j;
+        }
+    }
+
+    /// One datagram per call: the fallback when the kernel refuses a GSO send (e.g. a device without
+    /// checksum offload).
+    async fn send_each(&self, bytes: &[u8], run: &[(SocketAddr, Range<usize>)]) {
+        for (dest, r) in run {
+            self.send_one(*dest, &bytes[r.clone()], None).await;
         }
     }
 
@@ -186,7 +202,17 @@ mod tests {
             d[..4].copy_from_slice(&i.to_be_bytes());
             sent.push((dest, d));
         }
-        a.send_all(&sent).await;
+        // Laid out as the protocol core does: back to back, except one gap (a gathered run).
+        let mut bytes = Vec::new();
+        let mut ranges = Vec::new();
+        for (i, (dest, d)) in sent.iter().enumerate() {
+            if i == 20 {
+                bytes.extend_from_slice(b"gap");
+            }
+            ranges.push((*dest, bytes.len()..bytes.len() + d.len()));
+            bytes.extend_from_slice(d);
+        }
+        a.send_all(&bytes, &ranges).await;
         let mut got: Vec<Vec<u8>> = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while got.len() < sent.len() && std::time::Instant::now() < deadline {

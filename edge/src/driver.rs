@@ -8,6 +8,7 @@
 //! slot in.
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -89,12 +90,12 @@ pub async fn run(
             r = dev.recv(&mut tbuf) => {
                 let now = Instant::now();
                 match r {
-                    Ok(n) => tap.frames(&mut tbuf[..n], &mut scratch, |f| edge.handle_tap_frame(now, f)),
+                    Ok(n) => tap.frames(&mut tbuf[..n], &mut scratch, |h, t| edge.handle_tap_frame_parts(now, h, t)),
                     Err(e) => tracing::debug!("tap receive: {e}"),
                 }
                 for _ in 1..BATCH {
                     match dev.try_recv(&mut tbuf) {
-                        Ok(n) => tap.frames(&mut tbuf[..n], &mut scratch, |f| edge.handle_tap_frame(now, f)),
+                        Ok(n) => tap.frames(&mut tbuf[..n], &mut scratch, |h, t| edge.handle_tap_frame_parts(now, h, t)),
                         Err(_) => break,
                     }
                 }
@@ -126,13 +127,14 @@ fn answer(edge: &Edge, q: Query) {
     }
 }
 
-/// Output buffers reused across wake-ups, so a flush allocates nothing of its own.
+/// Output bookkeeping reused across wake-ups, so a flush allocates nothing of its own. The packets
+/// themselves stay where the state machine wrote them, in its output queues.
 #[derive(Default)]
 struct Buffers {
-    /// Datagrams the state machine produced, in order.
-    datagrams: Vec<(SocketAddr, Vec<u8>)>,
-    /// Frames for the TAP device, in order.
-    frames: Vec<Vec<u8>>,
+    /// Datagrams the state machine produced, in order: destination and place in its queue.
+    datagrams: Vec<(SocketAddr, Range<usize>)>,
+    /// Frames for the TAP device, in order: their places in its queue.
+    frames: Vec<Range<usize>>,
     /// One TAP write (virtio-net header and frame, or a coalesced run).
     tap_write: Vec<u8>,
 }
@@ -145,10 +147,10 @@ struct Tap<'a> {
 
 impl Tap<'_> {
     /// The wire-size frames of one read.
-    fn frames(&self, buf: &mut [u8], scratch: &mut Vec<u8>, each: impl FnMut(&[u8])) {
+    fn frames(&self, buf: &mut [u8], scratch: &mut Vec<u8>, each: impl FnMut(&[u8], &[u8])) {
         if !self.vnet {
             let mut each = each;
-            each(buf);
+            each(buf, &[]);
         } else if let Err(e) = offload::split(buf, scratch, each) {
             tracing::debug!("tap frame dropped: {e}");
         }
@@ -173,35 +175,34 @@ async fn flush(
     out: &mut Buffers,
 ) {
     out.datagrams.clear();
-    while let Some(t) = edge.poll_transmit() {
-        out.datagrams.push((t.dest, t.payload));
-    }
+    out.datagrams
+        .extend(edge.transmits().iter().map(|(d, r)| (*d, r)));
     if !out.datagrams.is_empty() {
         // Unreachable networks and the like are logged at debug level; the protocol's timers recover.
-        udp.send_all(&out.datagrams).await;
+        udp.send_all(edge.transmits().bytes(), &out.datagrams).await;
+        edge.clear_transmits();
     }
+    out.frames.clear();
+    out.frames.extend(edge.tap_frames().iter().map(|(_, r)| r));
+    let frames = edge.tap_frames().bytes();
     if tap.vnet {
         // Runs of one TCP stream go to the kernel as one large segment (user-space GRO).
-        let Buffers {
-            frames, tap_write, ..
-        } = out;
-        frames.clear();
-        while let Some(frame) = edge.poll_tap() {
-            frames.push(frame);
-        }
         let mut i = 0;
-        while i < frames.len() {
-            i = offload::coalesce_next(frames, i, tap_write);
-            if let Err(e) = tap.dev.send(tap_write).await {
+        while i < out.frames.len() {
+            i = offload::coalesce_next(frames, &out.frames, i, &mut out.tap_write);
+            if let Err(e) = tap.dev.send(&out.tap_write).await {
                 tracing::debug!("tap send: {e}");
             }
         }
     } else {
-        while let Some(frame) = edge.poll_tap() {
-            if let Err(e) = tap.write(&frame).await {
+        for r in &out.frames {
+            if let Err(e) = tap.write(&frames[r.clone()]).await {
                 tracing::debug!("tap send: {e}");
             }
         }
+    }
+    if !out.frames.is_empty() {
+        edge.clear_tap_frames();
     }
     while let Some(ev) = edge.poll_event() {
         log_event(edge, &ev);

@@ -12,6 +12,8 @@
 //! tun-rs's own batch helpers assume TUN (an IP header right after the virtio header) and fail on TAP
 //! (shared/testbed/NOTES.md), so this module handles the Ethernet framing itself.
 
+use std::ops::Range;
+
 /// Length of the virtio-net header the kernel puts before every frame (no `num_buffers` field).
 pub const VNET_HDR_LEN: usize = 10;
 
@@ -67,13 +69,31 @@ impl VnetHdr {
     }
 }
 
-/// Sum of big-endian 16-bit words, added to `acc` (not folded).
-fn sum16(data: &[u8], mut acc: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
+/// Sum of big-endian 16-bit words, added to `acc` (not folded), in the ones' complement arithmetic of the
+/// Internet checksum (RFC 1071).
+///
+/// Every segment's checksum covers its whole payload, so this runs over every byte sent: eight bytes per
+/// step with end-around carry instead of two (RFC 1071 section 2: the sum may be taken in native byte
+/// order and in wider words, then folded and swapped once).
+fn sum16(data: &[u8], acc: u32) -> u32 {
+    let mut wide: u64 = 0;
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
+        let (sum, carry) = wide.overflowing_add(u64::from_ne_bytes(c.try_into().expect("8 bytes")));
+        wide = sum + carry as u64;
+    }
+    let mut folded = (wide >> 32) + (wide & 0xffff_ffff);
+    while folded > 0xffff {
+        folded = (folded >> 16) + (folded & 0xffff);
+    }
+    // A sum of native-order words is the byte swap of the sum of big-endian words.
+    let mut acc = acc + u16::from_be_bytes((folded as u16).to_ne_bytes()) as u32;
+    let rest = chunks.remainder();
+    let mut pairs = rest.chunks_exact(2);
+    for c in &mut pairs {
         acc += u16::from_be_bytes([c[0], c[1]]) as u32;
     }
-    if let [last] = chunks.remainder() {
+    if let [last] = pairs.remainder() {
         acc += (*last as u32) << 8;
     }
     acc
@@ -113,11 +133,14 @@ fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> Result<()
 }
 
 /// Splits one read from a TAP device with a virtio-net header into Ethernet frames ready for the wire,
-/// calling `each` with every frame in order. `scratch` is reused between calls to build segments.
+/// calling `each(head, tail)` with every frame in order: the frame is `head` followed by `tail`. A frame
+/// the kernel did not segment comes whole as `head`; a segment comes as its rebuilt headers (built in
+/// `scratch`, reused between calls) and its slice of the large payload, so that the payload is not copied
+/// here: the protocol core copies it once, into the datagram it seals.
 pub fn split(
     buf: &mut [u8],
     scratch: &mut Vec<u8>,
-    mut each: impl FnMut(&[u8]),
+    mut each: impl FnMut(&[u8], &[u8]),
 ) -> Result<(), OffloadError> {
     let hdr = VnetHdr::parse(buf).ok_or(OffloadError::Truncated)?;
     let frame = &mut buf[VNET_HDR_LEN..];
@@ -126,7 +149,7 @@ pub fn split(
         if hdr.flags & F_NEEDS_CSUM != 0 {
             complete_checksum(frame, hdr.csum_start as usize, hdr.csum_offset as usize)?;
         }
-        each(frame);
+        each(frame, &[]);
         return Ok(());
     }
     let (l3, ethertype) = l3_offset(frame)?;
@@ -154,6 +177,11 @@ pub fn split(
     if payload_at > frame.len() || (tcp && l4_len < 20) {
         return Err(OffloadError::Truncated);
     }
+    if payload_at & 1 == 1 {
+        // The checksum below sums headers and payload separately, which needs the payload to start on
+        // an even offset; Ethernet, VLAN, IP and TCP/UDP header lengths always give one.
+        return Err(OffloadError::Unsupported);
+    }
     let mss = hdr.gso_size as usize;
     if mss == 0 {
         return Err(OffloadError::Unsupported);
@@ -176,19 +204,20 @@ pub fn split(
         let last = i + 1 == segments;
         scratch.clear();
         scratch.extend_from_slice(&frame[..payload_at]);
-        scratch.extend_from_slice(&frame[from..to]);
-        let seg_l4_len = scratch.len() - l4;
+        let payload = &frame[from..to];
+        let seg_len = payload_at + payload.len();
+        let seg_l4_len = seg_len - l4;
         let s = &mut scratch[..];
         // Network layer.
         if v4 {
-            let total = (s.len() - l3) as u16;
+            let total = (seg_len - l3) as u16;
             s[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
             s[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
             s[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
             let c = fold(sum16(&s[l3..l4], 0));
             s[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
         } else {
-            let plen = (s.len() - l3 - 40) as u16;
+            let plen = (seg_len - l3 - 40) as u16;
             s[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
         }
         // Transport layer.
@@ -213,12 +242,12 @@ pub fn split(
         } else {
             sum16(&s[l3 + 8..l3 + 40], proto + seg_l4_len as u32)
         };
-        let mut c = fold(sum16(&s[l4..], pseudo));
+        let mut c = fold(sum16(payload, sum16(&s[l4..], pseudo)));
         if !tcp && c == 0 {
             c = 0xffff; // UDP: zero means "no checksum"
         }
         s[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
-        each(s);
+        each(s, payload);
     }
     Ok(())
 }
@@ -295,32 +324,42 @@ impl<'a> TcpV4<'a> {
 /// frame into one per run, and the receiving TCP stack then sees fewer, larger segments (fewer ACKs).
 #[cfg(test)]
 pub fn coalesce(frames: &[Vec<u8>], buf: &mut Vec<u8>, mut write: impl FnMut(&[u8])) {
+    // Laid out as the protocol core's output queue holds them: back to back in one buffer.
+    let bytes = frames.concat();
+    let mut ranges = Vec::new();
+    let mut at = 0;
+    for f in frames {
+        ranges.push(at..at + f.len());
+        at += f.len();
+    }
     let mut i = 0;
     while i < frames.len() {
-        i = coalesce_next(frames, i, buf);
+        i = coalesce_next(&bytes, &ranges, i, buf);
         write(buf);
     }
 }
 
-/// One step of [`coalesce`]: fills `buf` with the write for the run starting at `frames[i]` (a virtio-net
+/// One step of [`coalesce`]: fills `buf` with the write for the run starting at frame `i` (a virtio-net
 /// header and one frame, or one coalesced frame) and returns the index after the run. The caller writes
-/// `buf` to the TAP device (asynchronously, which is why this is a step and not a loop).
-pub fn coalesce_next(frames: &[Vec<u8>], i: usize, buf: &mut Vec<u8>) -> usize {
+/// `buf` to the TAP device (asynchronously, which is why this is a step and not a loop). Frame `k` is
+/// `bytes[ranges[k]]`.
+pub fn coalesce_next(bytes: &[u8], ranges: &[Range<usize>], i: usize, buf: &mut Vec<u8>) -> usize {
+    let frames = Frames { bytes, ranges };
     {
-        let Some(first) = TcpV4::parse(&frames[i]) else {
+        let Some(first) = TcpV4::parse(frames.get(i)) else {
             buf.clear();
             buf.extend_from_slice(&VnetHdr::data_valid());
-            buf.extend_from_slice(&frames[i]);
+            buf.extend_from_slice(frames.get(i));
             return i + 1;
         };
         let mss = first.payload_len();
-        let mut prev = TcpV4::parse(&frames[i]).expect("parsed above");
+        let mut prev = TcpV4::parse(frames.get(i)).expect("parsed above");
         let mut expected = first.seq.wrapping_add(mss as u32);
         let mut total = first.frame.len() - 14;
         let mut j = i + 1;
         let mut last_flags = first.flags;
         while j < frames.len() {
-            let Some(next) = TcpV4::parse(&frames[j]) else {
+            let Some(next) = TcpV4::parse(frames.get(j)) else {
                 break;
             };
             let n = next.payload_len();
@@ -340,7 +379,7 @@ pub fn coalesce_next(frames: &[Vec<u8>], i: usize, buf: &mut Vec<u8>) -> usize {
         buf.clear();
         if j - i == 1 {
             buf.extend_from_slice(&VnetHdr::data_valid());
-            buf.extend_from_slice(&frames[i]);
+            buf.extend_from_slice(frames.get(i));
             return j;
         }
         // The virtio-net header: TCPv4 segmentation, checksum to complete from the TCP header on.
@@ -355,7 +394,8 @@ pub fn coalesce_next(frames: &[Vec<u8>], i: usize, buf: &mut Vec<u8>) -> usize {
         buf.extend_from_slice(&h);
         let base = buf.len();
         buf.extend_from_slice(&first.frame[..first.payload_at]);
-        for f in &frames[i..j] {
+        for k in i..j {
+            let f = frames.get(k);
             let t = TcpV4::parse(f).expect("parsed in the run");
             buf.extend_from_slice(&f[t.payload_at..]);
         }
@@ -372,6 +412,22 @@ pub fn coalesce_next(frames: &[Vec<u8>], i: usize, buf: &mut Vec<u8>) -> usize {
         let pseudo = !fold(sum16(&s[14 + 12..14 + 20], 6 + tcp_len));
         s[l4 + 16..l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
         j
+    }
+}
+
+/// Frames laid back to back in one buffer.
+struct Frames<'a> {
+    bytes: &'a [u8],
+    ranges: &'a [Range<usize>],
+}
+
+impl<'a> Frames<'a> {
+    fn get(&self, k: usize) -> &'a [u8] {
+        &self.bytes[self.ranges[k].clone()]
+    }
+
+    fn len(&self) -> usize {
+        self.ranges.len()
     }
 }
 
@@ -427,7 +483,7 @@ mod tests {
         let original = buf[VNET_HDR_LEN..].to_vec();
         let mut scratch = Vec::new();
         let mut segs: Vec<Vec<u8>> = Vec::new();
-        split(&mut buf, &mut scratch, |f| segs.push(f.to_vec())).unwrap();
+        split(&mut buf, &mut scratch, |h, t| segs.push([h, t].concat())).unwrap();
         assert_eq!(segs.len(), 4);
         let mut payload = Vec::new();
         for (i, s) in segs.iter().enumerate() {
@@ -465,7 +521,7 @@ mod tests {
         f.extend(std::iter::repeat_n(7u8, 2010));
         v.extend(f);
         let mut segs = Vec::new();
-        split(&mut v, &mut Vec::new(), |s| segs.push(s.to_vec())).unwrap();
+        split(&mut v, &mut Vec::new(), |h, t| segs.push([h, t].concat())).unwrap();
         assert_eq!(segs.len(), 3);
         for s in &segs {
             assert!(checksums_ok(s));
@@ -476,7 +532,10 @@ mod tests {
         let mut plain = vec![0u8; VNET_HDR_LEN];
         plain.extend_from_slice(&[0xffu8; 60]);
         let mut got = Vec::new();
-        split(&mut plain, &mut Vec::new(), |s| got.push(s.to_vec())).unwrap();
+        split(&mut plain, &mut Vec::new(), |h, t| {
+            got.push([h, t].concat())
+        })
+        .unwrap();
         assert_eq!(got, vec![vec![0xffu8; 60]]);
     }
 
@@ -496,7 +555,7 @@ mod tests {
         let c = fold(sum16(&f[14..34], 0));
         f[24..26].copy_from_slice(&c.to_be_bytes());
         let mut out = Vec::new();
-        split(&mut buf, &mut Vec::new(), |s| out.push(s.to_vec())).unwrap();
+        split(&mut buf, &mut Vec::new(), |h, t| out.push([h, t].concat())).unwrap();
         assert!(checksums_ok(&out[0]));
     }
 
@@ -506,14 +565,14 @@ mod tests {
         // and cutting that again gives back the same segments.
         let mut tso = tcp4_gso(1360 * 40 + 7, 1360, 0x18);
         let mut segs: Vec<Vec<u8>> = Vec::new();
-        split(&mut tso, &mut Vec::new(), |f| segs.push(f.to_vec())).unwrap();
+        split(&mut tso, &mut Vec::new(), |h, t| segs.push([h, t].concat())).unwrap();
         assert_eq!(segs.len(), 41);
         let mut writes: Vec<Vec<u8>> = Vec::new();
         coalesce(&segs, &mut Vec::new(), |w| writes.push(w.to_vec()));
         assert_eq!(writes.len(), 1, "one run, one write");
         let mut again: Vec<Vec<u8>> = Vec::new();
-        split(&mut writes[0].clone(), &mut Vec::new(), |f| {
-            again.push(f.to_vec())
+        split(&mut writes[0].clone(), &mut Vec::new(), |h, t| {
+            again.push([h, t].concat())
         })
         .unwrap();
         assert_eq!(again.len(), segs.len());
@@ -529,7 +588,7 @@ mod tests {
     fn coalesce_keeps_order_and_breaks_runs() {
         let mut tso = tcp4_gso(1360 * 4, 1360, 0x10);
         let mut segs: Vec<Vec<u8>> = Vec::new();
-        split(&mut tso, &mut Vec::new(), |f| segs.push(f.to_vec())).unwrap();
+        split(&mut tso, &mut Vec::new(), |h, t| segs.push([h, t].concat())).unwrap();
         // An ARP-sized frame in the middle breaks the run; a gap in sequence numbers breaks it too.
         let arp = vec![0xffu8; 42];
         let mut frames = vec![
@@ -546,11 +605,44 @@ mod tests {
         assert_eq!(writes[2][VNET_HDR_LEN..], segs[3][..]);
         assert_eq!(writes[3][VNET_HDR_LEN..], segs[2][..]);
         let mut first: Vec<Vec<u8>> = Vec::new();
-        split(&mut writes[0].clone(), &mut Vec::new(), |f| {
-            first.push(f.to_vec())
+        split(&mut writes[0].clone(), &mut Vec::new(), |h, t| {
+            first.push([h, t].concat())
         })
         .unwrap();
         assert_eq!(first.len(), 2);
+    }
+
+    #[test]
+    fn wide_checksum_sum_matches_the_textbook_one() {
+        fn textbook(data: &[u8], mut acc: u32) -> u32 {
+            for c in data.chunks(2) {
+                acc += (c[0] as u32) << 8 | c.get(1).copied().unwrap_or(0) as u32;
+            }
+            acc
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..300usize {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    // Mostly 0xff bytes, to force carries out of the wide words.
+                    if seed & 3 == 0 {
+                        seed as u8
+                    } else {
+                        0xff
+                    }
+                })
+                .collect();
+            for acc in [0, 0x1234, 0xfffe] {
+                assert_eq!(
+                    fold(sum16(&data, acc)),
+                    fold(textbook(&data, acc)),
+                    "length {len}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -569,7 +661,7 @@ mod tests {
             if len > 2 && n % 3 == 0 {
                 b[1] = [GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4][n % 3];
             }
-            let _ = split(&mut b, &mut Vec::new(), |_| {});
+            let _ = split(&mut b, &mut Vec::new(), |_, _| {});
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod edge;
 pub mod handshake;
 pub mod keys;
+pub mod queue;
 pub mod replay;
 pub mod session;
 pub mod supernode;

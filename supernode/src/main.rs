@@ -189,11 +189,10 @@ async fn run(
             },
         }
         out.clear();
-        while let Some(t) = sn.poll_transmit() {
-            out.push((t.dest, t.payload));
-        }
+        out.extend(sn.transmits().iter().map(|(d, r)| (*d, r)));
         if !out.is_empty() {
-            udp.send_all(&out).await;
+            udp.send_all(sn.transmits().bytes(), &out).await;
+            sn.clear_transmits();
         }
         while let Some(ev) = sn.poll_event() {
             log_event(&sn, &ev);

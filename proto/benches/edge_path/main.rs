@@ -1,8 +1,9 @@
 //! The whole per-packet path through the edge state machine, without sockets or a TAP device: edge `a`
-//! takes a frame from its "TAP" (`handle_tap_frame`) and its datagram is drained (`poll_transmit`); edge `b`
-//! takes that datagram (`handle_udp`) and its frame is drained (`poll_tap`). Includes the MAC table lookup,
-//! sealing, the header codec, opening, the replay window, MAC learning, the per-packet allocations and
-//! queueing of today's edge: everything between the two syscalls of each side.
+//! takes a frame from its "TAP" (`handle_tap_frame`) and its datagram is read in place from its output
+//! queue (`transmits`, then `clear_transmits`), as the daemon does; edge `b` takes that datagram
+//! (`handle_udp`) and its frame is read in place (`tap_frames`, `clear_tap_frames`). Includes the MAC table
+//! lookup, sealing, the header codec, opening, the replay window, MAC learning and queueing: everything
+//! between the two syscalls of each side.
 //!
 //! Run with `cargo bench -p weft-proto --bench edge_path`; results and their reading are in `bench/MICRO.md`.
 //! Throughput is in bytes of Ethernet frame; the time per iteration is the time per frame.
@@ -28,9 +29,8 @@ fn edge_path(c: &mut Criterion) {
             let now = p.now;
             bench.iter(|| {
                 p.a.handle_tap_frame(now, black_box(&frame));
-                while let Some(t) = p.a.poll_transmit() {
-                    black_box(t);
-                }
+                black_box(p.a.transmits().bytes());
+                p.a.clear_transmits();
             });
         });
 
@@ -49,13 +49,11 @@ fn edge_path(c: &mut Criterion) {
                 },
                 |mut datagram| {
                     b.handle_udp(now, from, black_box(&mut datagram));
-                    let mut out = None;
-                    while let Some(f) = b.poll_tap() {
-                        out = Some(f);
-                    }
-                    // Returned, so the buffers are freed outside the timed part... except the frame
-                    // `poll_tap` hands over, which the driver owns (and frees) in the real edge too.
-                    (datagram, black_box(out.expect("a frame for the TAP")))
+                    assert_eq!(b.tap_frames().len(), 1, "a frame for the TAP");
+                    black_box(b.tap_frames().bytes());
+                    b.clear_tap_frames();
+                    // Returned, so the buffer is freed outside the timed part.
+                    datagram
                 },
                 BatchSize::NumIterations(32),
             );
@@ -66,14 +64,18 @@ fn edge_path(c: &mut Criterion) {
             let mut p = pair::established();
             let frame = p.frame_a_to_b(len);
             let (now, from) = (p.now, p.a_addr);
+            // The datagram crosses in a reused buffer, as the kernel copies it into the receiver's.
+            let mut wire = Vec::with_capacity(2048);
             bench.iter(|| {
                 p.a.handle_tap_frame(now, black_box(&frame));
-                while let Some(mut t) = p.a.poll_transmit() {
-                    p.b.handle_udp(now, from, &mut t.payload);
+                for (_, r) in p.a.transmits().iter() {
+                    wire.clear();
+                    wire.extend_from_slice(&p.a.transmits().bytes()[r]);
+                    p.b.handle_udp(now, from, &mut wire);
                 }
-                while let Some(f) = p.b.poll_tap() {
-                    black_box(f);
-                }
+                p.a.clear_transmits();
+                black_box(p.b.tap_frames().bytes());
+                p.b.clear_tap_frames();
             });
         });
     }

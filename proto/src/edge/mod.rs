@@ -30,6 +30,7 @@ pub use peer::{Path, PeerCounters, PeerState};
 
 use crate::handshake::{self, Initiator};
 use crate::keys::{PeerTag, PublicKey};
+use crate::queue::PacketQueue;
 use crate::session::{OpenError, Session};
 use crate::wire::{
     self, DataKind, Ipv4Net, MacAddr, Message, MsgType, NakReason, Register, DATA_HEADER_LEN,
@@ -218,8 +219,8 @@ pub struct Edge {
     by_index: HashMap<u32, PublicKey>,
     macs: MacTable,
     next_mac_sweep: Instant,
-    transmits: VecDeque<Transmit>,
-    tap_out: VecDeque<Vec<u8>>,
+    transmits: PacketQueue<SocketAddr>,
+    tap_out: PacketQueue<()>,
     events: VecDeque<Event>,
     stats: EdgeStats,
 }
@@ -263,8 +264,8 @@ impl Edge {
             by_index: HashMap::new(),
             macs: MacTable::default(),
             next_mac_sweep: now + Duration::from_secs(10),
-            transmits: VecDeque::new(),
-            tap_out: VecDeque::new(),
+            transmits: PacketQueue::new(MAX_OUTPUT_QUEUE),
+            tap_out: PacketQueue::new(MAX_OUTPUT_QUEUE),
             events: VecDeque::new(),
             stats: EdgeStats::default(),
             cfg,
@@ -273,14 +274,40 @@ impl Edge {
 
     // ----- outputs -----
 
-    /// The next datagram to send.
+    /// The next datagram to send, as an owned copy. Simple, for tests and simulators; the daemon reads
+    /// the queue in place with [`Edge::transmits`] instead.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.transmits
+            .pop_front()
+            .map(|(dest, payload)| Transmit { dest, payload })
     }
 
-    /// The next frame to write to the TAP device.
+    /// The datagrams to send, oldest first, back to back in one buffer: runs to one destination are
+    /// contiguous, ready for one GSO send. Call [`Edge::clear_transmits`] once they are sent.
+    pub fn transmits(&self) -> &PacketQueue<SocketAddr> {
+        &self.transmits
+    }
+
+    /// Forgets the datagrams [`Edge::transmits`] showed (they were sent), keeping the buffer.
+    pub fn clear_transmits(&mut self) {
+        self.transmits.clear();
+    }
+
+    /// The next frame to write to the TAP device, as an owned copy (for tests and simulators; see
+    /// [`Edge::tap_frames`]).
     pub fn poll_tap(&mut self) -> Option<Vec<u8>> {
-        self.tap_out.pop_front()
+        self.tap_out.pop_front().map(|(_, f)| f)
+    }
+
+    /// The frames for the TAP device, oldest first, back to back in one buffer. Call
+    /// [`Edge::clear_tap_frames`] once they are written.
+    pub fn tap_frames(&self) -> &PacketQueue<()> {
+        &self.tap_out
+    }
+
+    /// Forgets the frames [`Edge::tap_frames`] showed, keeping the buffer.
+    pub fn clear_tap_frames(&mut self) {
+        self.tap_out.clear();
     }
 
     /// The next event.
@@ -422,13 +449,12 @@ impl Edge {
 
     // ----- sending -----
 
+    /// Queues a control datagram (registration, punch request): not on the data path, built in its own
+    /// buffer.
     fn push_transmit(&mut self, dest: SocketAddr, payload: Vec<u8>) {
-        if self.transmits.len() >= MAX_OUTPUT_QUEUE {
-            self.transmits.pop_front();
-        }
+        self.transmits.push(dest, &payload);
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += payload.len() as u64;
-        self.transmits.push_back(Transmit { dest, payload });
     }
 
     /// The supernode to relay through: the first registered one, else the first configured.
@@ -440,28 +466,35 @@ impl Edge {
             .map(|s| s.addr)
     }
 
-    /// Allocates a packet buffer with room for the relay header when the path needs it, and returns the
-    /// offset at which the edge-to-edge packet starts. Building the relay header in place avoids a copy.
-    fn packet_buffer(&self, path: Path, peer: &PublicKey, capacity: usize) -> (Vec<u8>, usize) {
-        let mut buf = Vec::with_capacity(RELAY_HEADER_LEN + capacity);
-        if !path.is_direct() {
-            wire::encode_relay_header(MsgType::Relay, peer.tag(), &mut buf);
+    /// Where a packet on `path` goes: the peer itself, or the relaying supernode.
+    fn path_dest(&self, path: Path) -> Option<SocketAddr> {
+        match path {
+            Path::Direct(a) => Some(a),
+            Path::Relayed(sn) => Some(sn),
+            Path::None => self.relay_supernode(),
         }
-        let start = buf.len();
-        (buf, start)
     }
 
-    /// Sends a finished packet along `path`.
-    fn send_on_path(&mut self, path: Path, buf: Vec<u8>) -> bool {
-        let dest = match path {
-            Path::Direct(a) => a,
-            Path::Relayed(sn) => sn,
-            Path::None => match self.relay_supernode() {
-                Some(sn) => sn,
-                None => return false,
-            },
+    /// Queues an edge-to-edge packet for `peer` on `path`, built by `write` in place after the relay
+    /// header when the path needs one.
+    fn send_on_path(
+        &mut self,
+        path: Path,
+        peer: &PublicKey,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> bool {
+        let Some(dest) = self.path_dest(path) else {
+            return false;
         };
-        self.push_transmit(dest, buf);
+        let tag = peer.tag();
+        let (len, _) = self.transmits.push_with(dest, |buf| {
+            if !path.is_direct() {
+                wire::encode_relay_header(MsgType::Relay, tag, buf);
+            }
+            write(buf);
+        });
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += len as u64;
         true
     }
 
@@ -485,15 +518,27 @@ impl Edge {
         path: Option<Path>,
         now: Instant,
     ) -> bool {
+        self.send_data_parts(key, kind, [payload, &[]], path, now)
+    }
+
+    /// [`Edge::send_data`] of a payload given in two parts (a rebuilt header and a payload slice of a larger
+    /// buffer, as segmentation offload hands frames over), copied once, straight into the output queue,
+    /// and sealed there in place.
+    fn send_data_parts(
+        &mut self,
+        key: &PublicKey,
+        kind: DataKind,
+        parts: [&[u8]; 2],
+        path: Option<Path>,
+        now: Instant,
+    ) -> bool {
         let Some(p) = self.peers.get(key) else {
             return false;
         };
         let path = path.unwrap_or_else(|| self.path_for(p));
-        if path == Path::None {
+        let Some(dest) = self.path_dest(path) else {
             return false;
-        }
-        let (mut buf, start) =
-            self.packet_buffer(path, key, DATA_HEADER_LEN + payload.len() + TAG_LEN);
+        };
         let reject_time = self.cfg.timers.reject_after_time;
         let reject_msgs = self.cfg.limits.reject_after_messages;
         let p = self.peers.get_mut(key).expect("checked above");
@@ -503,28 +548,41 @@ impl Edge {
         if now.saturating_duration_since(s.created) >= reject_time || s.sent() >= reject_msgs {
             return false;
         }
-        buf.resize(start + DATA_HEADER_LEN, 0);
-        buf.extend_from_slice(payload);
-        s.seal_at(kind, &mut buf, start);
+        let tag = key.tag();
+        let (len, _) = self.transmits.push_with(dest, |buf| {
+            if !path.is_direct() {
+                wire::encode_relay_header(MsgType::Relay, tag, buf);
+            }
+            let start = buf.len();
+            let [head, tail] = parts;
+            buf.reserve(DATA_HEADER_LEN + head.len() + tail.len() + TAG_LEN);
+            buf.resize(start + DATA_HEADER_LEN, 0);
+            buf.extend_from_slice(head);
+            buf.extend_from_slice(tail);
+            s.seal_at(kind, buf, start);
+        });
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += len as u64;
         p.last_tx = now;
         p.counters.tx_packets += 1;
         if kind == DataKind::Frame {
-            p.counters.tx_bytes += payload.len() as u64;
+            let n = (parts[0].len() + parts[1].len()) as u64;
+            p.counters.tx_bytes += n;
             if path.is_direct() {
                 self.stats.tx_direct_frames += 1;
-                self.stats.tx_direct_bytes += payload.len() as u64;
+                self.stats.tx_direct_bytes += n;
             } else {
                 self.stats.tx_relayed_frames += 1;
-                self.stats.tx_relayed_bytes += payload.len() as u64;
+                self.stats.tx_relayed_bytes += n;
             }
         }
-        self.send_on_path(path, buf)
+        true
     }
 
     /// Sends an Ethernet frame to a peer, or queues it while a session is set up.
-    fn send_frame(&mut self, key: &PublicKey, frame: &[u8], now: Instant) {
+    fn send_frame(&mut self, key: &PublicKey, frame: [&[u8]; 2], now: Instant) {
         let sendable = self.peers.get(key).is_some_and(|p| p.current.is_some());
-        if sendable && self.send_data(key, DataKind::Frame, frame, None, now) {
+        if sendable && self.send_data_parts(key, DataKind::Frame, frame, None, now) {
             self.maybe_rekey_on_send(key, now);
             return;
         }
@@ -536,7 +594,7 @@ impl Edge {
             p.queued.pop_front();
             self.stats.dropped_no_route += 1;
         }
-        p.queued.push_back(frame.to_vec());
+        p.queued.push_back(frame.concat());
         if p.pending.is_none() {
             self.initiate(key, now);
         }
@@ -597,9 +655,9 @@ impl Edge {
         p.handshake_attempts += 1;
         p.last_tx = now;
         self.by_index.insert(local_index, *key);
-        let (mut buf, _) = self.packet_buffer(path, key, wire::HANDSHAKE_INIT_LEN);
-        wire::encode_handshake_init(local_index, &msg, &mut buf);
-        self.send_on_path(path, buf);
+        self.send_on_path(path, key, |buf| {
+            wire::encode_handshake_init(local_index, &msg, buf)
+        });
     }
 
     fn on_handshake_init(
@@ -649,9 +707,9 @@ impl Edge {
             p.add_candidate(a);
         }
         self.by_index.insert(local_index, r.remote);
-        let (mut buf, _) = self.packet_buffer(path, &r.remote, wire::HANDSHAKE_RESP_LEN);
-        wire::encode_handshake_resp(local_index, msg.sender_index, &r.msg, &mut buf);
-        self.send_on_path(path, buf);
+        self.send_on_path(path, &r.remote, |buf| {
+            wire::encode_handshake_resp(local_index, msg.sender_index, &r.msg, buf)
+        });
     }
 
     fn on_handshake_resp(&mut self, path: Path, msg: wire::HandshakeResp, now: Instant) {
@@ -864,10 +922,7 @@ impl Edge {
                     self.stats.rx_relayed_frames += 1;
                     self.stats.rx_relayed_bytes += payload.len() as u64;
                 }
-                if self.tap_out.len() >= MAX_OUTPUT_QUEUE {
-                    self.tap_out.pop_front();
-                }
-                self.tap_out.push_back(payload.to_vec());
+                self.tap_out.push((), payload);
             }
             DataKind::Keepalive => {}
             DataKind::Probe => {
@@ -1124,16 +1179,27 @@ impl Edge {
 
     /// Handles one Ethernet frame read from the TAP device.
     pub fn handle_tap_frame(&mut self, now: Instant, frame: &[u8]) {
-        if frame.len() < 14 {
+        self.handle_tap_frame_parts(now, frame, &[]);
+    }
+
+    /// Handles one Ethernet frame given in two parts, `head` followed by `tail`: the form in which the
+    /// driver splits a segmentation-offload read (a rebuilt header, then a slice of the large payload)
+    /// without gathering each segment into a buffer first. The frame is copied once, into the sealed
+    /// datagram.
+    pub fn handle_tap_frame_parts(&mut self, now: Instant, head: &[u8], tail: &[u8]) {
+        if head.len() + tail.len() < 14 {
             self.stats.dropped_malformed += 1;
             return;
         }
         let mut dst = [0u8; 6];
-        dst.copy_from_slice(&frame[..6]);
+        for (i, b) in head.iter().chain(tail).take(6).enumerate() {
+            dst[i] = *b;
+        }
         let dst = MacAddr(dst);
+        let parts = [head, tail];
         if !dst.is_group() {
             if let Some(peer) = self.macs.lookup(&dst, now, self.cfg.timers.mac_ageing) {
-                self.send_frame(&peer, frame, now);
+                self.send_frame(&peer, parts, now);
                 return;
             }
         }
@@ -1143,7 +1209,7 @@ impl Edge {
             self.stats.dropped_no_route += 1;
         }
         for k in keys {
-            self.send_frame(&k, frame, now);
+            self.send_frame(&k, parts, now);
         }
     }
 

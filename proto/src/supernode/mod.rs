@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub use leases::{Lease, Leases};
 
 use crate::keys::{AdmissionKey, CommunityId, PeerTag, PublicKey};
+use crate::queue::PacketQueue;
 use crate::wire::{
     self, Ipv4Net, MacAddr, Message, MsgType, NakReason, PeerInfo, Register, RegisterAck,
     RegisterNak, ADMISSION_TAG_LEN,
@@ -168,7 +169,7 @@ pub struct Supernode {
     leases: Leases,
     total_edges: usize,
     next_sweep: Instant,
-    transmits: VecDeque<Transmit>,
+    transmits: PacketQueue<SocketAddr>,
     events: VecDeque<SupernodeEvent>,
     stats: SupernodeStats,
     last_registration: Option<Instant>,
@@ -187,7 +188,7 @@ impl Supernode {
             by_addr: HashMap::new(),
             total_edges: 0,
             next_sweep: now + Duration::from_secs(1),
-            transmits: VecDeque::new(),
+            transmits: PacketQueue::new(MAX_OUTPUT_QUEUE),
             events: VecDeque::new(),
             stats: SupernodeStats::default(),
             last_registration: None,
@@ -195,9 +196,23 @@ impl Supernode {
         }
     }
 
-    /// The next datagram to send.
+    /// The next datagram to send, as an owned copy (for tests and simulators; the daemon reads the queue
+    /// in place with [`Supernode::transmits`]).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.transmits
+            .pop_front()
+            .map(|(dest, payload)| Transmit { dest, payload })
+    }
+
+    /// The datagrams to send, oldest first, back to back in one buffer. Call
+    /// [`Supernode::clear_transmits`] once they are sent.
+    pub fn transmits(&self) -> &PacketQueue<SocketAddr> {
+        &self.transmits
+    }
+
+    /// Forgets the datagrams [`Supernode::transmits`] showed, keeping the buffer.
+    pub fn clear_transmits(&mut self) {
+        self.transmits.clear();
     }
 
     /// The next event.
@@ -258,10 +273,7 @@ impl Supernode {
     }
 
     fn push(&mut self, dest: SocketAddr, payload: Vec<u8>) {
-        if self.transmits.len() >= MAX_OUTPUT_QUEUE {
-            self.transmits.pop_front();
-        }
-        self.transmits.push_back(Transmit { dest, payload });
+        self.transmits.push(dest, &payload);
     }
 
     /// Handles one datagram.
@@ -474,12 +486,13 @@ impl Supernode {
             self.stats.dropped_packets += 1;
             return;
         }
-        let mut buf = Vec::with_capacity(wire::RELAY_HEADER_LEN + inner.len());
-        wire::encode_relay_header(MsgType::Relayed, src.tag(), &mut buf);
-        buf.extend_from_slice(inner);
+        // Built in place in the output queue: relaying allocates nothing per packet.
+        self.transmits.push_with(to, |buf| {
+            wire::encode_relay_header(MsgType::Relayed, src.tag(), buf);
+            buf.extend_from_slice(inner);
+        });
         self.stats.relayed_packets += 1;
         self.stats.relayed_bytes += inner.len() as u64;
-        self.push(to, buf);
     }
 
     /// Expires edges that stopped refreshing.
