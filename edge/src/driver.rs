@@ -7,6 +7,7 @@
 //! gives (see shared/testbed/NOTES.md), and the batch boundaries are where sendmmsg/recvmmsg and GSO will
 //! slot in.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -135,8 +136,8 @@ struct Buffers {
     datagrams: Vec<(SocketAddr, Range<usize>)>,
     /// Frames for the TAP device, in order: their places in its queue.
     frames: Vec<Range<usize>>,
-    /// One TAP write (virtio-net header and frame, or a coalesced run).
-    tap_write: Vec<u8>,
+    /// One TAP write (virtio-net header and frame, or a coalesced run), as a gather list.
+    tap_write: offload::TapWrite,
 }
 
 /// The TAP device, with or without the virtio-net header of offload.
@@ -187,10 +188,17 @@ async fn flush(
     let frames = edge.tap_frames().bytes();
     if tap.vnet {
         // Runs of one TCP stream go to the kernel as one large segment (user-space GRO).
+        // Written with one vectored write each, straight from the state machine's queue.
         let mut i = 0;
         while i < out.frames.len() {
             i = offload::coalesce_next(frames, &out.frames, i, &mut out.tap_write);
-            if let Err(e) = tap.dev.send(&out.tap_write).await {
+            let w = &out.tap_write;
+            let mut iov = [IoSlice::new(&[]); offload::MAX_RUN + 1];
+            iov[0] = IoSlice::new(&w.head);
+            for (slot, r) in iov[1..].iter_mut().zip(&w.pieces) {
+                *slot = IoSlice::new(&frames[r.clone()]);
+            }
+            if let Err(e) = tap.dev.send_vectored(&iov[..1 + w.pieces.len()]).await {
                 tracing::debug!("tap send: {e}");
             }
         }

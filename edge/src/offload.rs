@@ -333,86 +333,105 @@ pub fn coalesce(frames: &[Vec<u8>], buf: &mut Vec<u8>, mut write: impl FnMut(&[u
         at += f.len();
     }
     let mut i = 0;
+    let mut w = TapWrite::default();
     while i < frames.len() {
-        i = coalesce_next(&bytes, &ranges, i, buf);
+        i = coalesce_next(&bytes, &ranges, i, &mut w);
+        buf.clear();
+        buf.extend_from_slice(&w.head);
+        for r in &w.pieces {
+            buf.extend_from_slice(&bytes[r.clone()]);
+        }
         write(buf);
     }
 }
 
-/// One step of [`coalesce`]: fills `buf` with the write for the run starting at frame `i` (a virtio-net
-/// header and one frame, or one coalesced frame) and returns the index after the run. The caller writes
-/// `buf` to the TAP device (asynchronously, which is why this is a step and not a loop). Frame `k` is
-/// `bytes[ranges[k]]`.
-pub fn coalesce_next(bytes: &[u8], ranges: &[Range<usize>], i: usize, buf: &mut Vec<u8>) -> usize {
+/// Most frames one coalesced write carries: bounds the gather list (a stack array in the driver), and is
+/// well above the 46 full-size segments that fit the 64 KiB an IP packet may grow to.
+pub const MAX_RUN: usize = 63;
+
+/// One TAP write, described without copying the frames: `head` (the virtio-net header, and for a
+/// coalesced run the first frame's rewritten headers) followed by `pieces` of the frames' buffer (a whole
+/// frame, or the run's payloads). Both are reused between writes.
+#[derive(Default)]
+pub struct TapWrite {
+    /// Bytes built for this write.
+    pub head: Vec<u8>,
+    /// Ranges of the frames' buffer that follow `head`, in order.
+    pub pieces: Vec<Range<usize>>,
+}
+
+/// One step of [`coalesce`]: describes in `out` the write for the run starting at frame `i` (a virtio-net
+/// header and one frame, or one coalesced frame) and returns the index after the run. The caller writes it
+/// to the TAP device with one vectored write (asynchronously, which is why this is a step and not a loop).
+/// Frame `k` is `bytes[ranges[k]]`.
+pub fn coalesce_next(bytes: &[u8], ranges: &[Range<usize>], i: usize, out: &mut TapWrite) -> usize {
     let frames = Frames { bytes, ranges };
-    {
-        let Some(first) = TcpV4::parse(frames.get(i)) else {
-            buf.clear();
-            buf.extend_from_slice(&VnetHdr::data_valid());
-            buf.extend_from_slice(frames.get(i));
-            return i + 1;
+    out.head.clear();
+    out.pieces.clear();
+    let Some(first) = TcpV4::parse(frames.get(i)) else {
+        out.head.extend_from_slice(&VnetHdr::data_valid());
+        out.pieces.push(ranges[i].clone());
+        return i + 1;
+    };
+    let mss = first.payload_len();
+    let mut prev = TcpV4::parse(frames.get(i)).expect("parsed above");
+    let mut expected = first.seq.wrapping_add(mss as u32);
+    let mut total = first.frame.len() - 14;
+    let mut j = i + 1;
+    let mut last_flags = first.flags;
+    while j < frames.len() && j - i < MAX_RUN {
+        let Some(next) = TcpV4::parse(frames.get(j)) else {
+            break;
         };
-        let mss = first.payload_len();
-        let mut prev = TcpV4::parse(frames.get(i)).expect("parsed above");
-        let mut expected = first.seq.wrapping_add(mss as u32);
-        let mut total = first.frame.len() - 14;
-        let mut j = i + 1;
-        let mut last_flags = first.flags;
-        while j < frames.len() {
-            let Some(next) = TcpV4::parse(frames.get(j)) else {
-                break;
-            };
-            let n = next.payload_len();
-            if prev.payload_len() != mss
-                || n > mss
-                || total + n > MAX_COALESCED_IP
-                || !prev.continued_by(&next, expected)
-            {
-                break;
-            }
-            total += n;
-            expected = expected.wrapping_add(n as u32);
-            last_flags = next.flags;
-            prev = next;
-            j += 1;
+        let n = next.payload_len();
+        if prev.payload_len() != mss
+            || n > mss
+            || total + n > MAX_COALESCED_IP
+            || !prev.continued_by(&next, expected)
+        {
+            break;
         }
-        buf.clear();
-        if j - i == 1 {
-            buf.extend_from_slice(&VnetHdr::data_valid());
-            buf.extend_from_slice(frames.get(i));
-            return j;
-        }
-        // The virtio-net header: TCPv4 segmentation, checksum to complete from the TCP header on.
-        let hdr_len = first.payload_at as u16;
-        let mut h = [0u8; VNET_HDR_LEN];
-        h[0] = F_NEEDS_CSUM;
-        h[1] = GSO_TCPV4;
-        h[2..4].copy_from_slice(&hdr_len.to_le_bytes());
-        h[4..6].copy_from_slice(&(mss as u16).to_le_bytes());
-        h[6..8].copy_from_slice(&(first.l4 as u16).to_le_bytes());
-        h[8..10].copy_from_slice(&16u16.to_le_bytes());
-        buf.extend_from_slice(&h);
-        let base = buf.len();
-        buf.extend_from_slice(&first.frame[..first.payload_at]);
-        for k in i..j {
-            let f = frames.get(k);
-            let t = TcpV4::parse(f).expect("parsed in the run");
-            buf.extend_from_slice(&f[t.payload_at..]);
-        }
-        let s = &mut buf[base..];
-        let ip_total = (s.len() - 14) as u16;
-        s[16..18].copy_from_slice(&ip_total.to_be_bytes());
-        s[24..26].copy_from_slice(&[0, 0]);
-        let c = fold(sum16(&s[14..34], 0));
-        s[24..26].copy_from_slice(&c.to_be_bytes());
-        let l4 = first.l4;
-        s[l4 + 13] = last_flags; // PSH of the last segment, if any
-                                 // CHECKSUM_PARTIAL: the field holds the (non-inverted) pseudo-header sum.
-        let tcp_len = (s.len() - l4) as u32;
-        let pseudo = !fold(sum16(&s[14 + 12..14 + 20], 6 + tcp_len));
-        s[l4 + 16..l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
-        j
+        total += n;
+        expected = expected.wrapping_add(n as u32);
+        last_flags = next.flags;
+        prev = next;
+        j += 1;
     }
+    if j - i == 1 {
+        out.head.extend_from_slice(&VnetHdr::data_valid());
+        out.pieces.push(ranges[i].clone());
+        return j;
+    }
+    // The virtio-net header: TCPv4 segmentation, checksum to complete from the TCP header on.
+    let hdr_len = first.payload_at as u16;
+    let mut h = [0u8; VNET_HDR_LEN];
+    h[0] = F_NEEDS_CSUM;
+    h[1] = GSO_TCPV4;
+    h[2..4].copy_from_slice(&hdr_len.to_le_bytes());
+    h[4..6].copy_from_slice(&(mss as u16).to_le_bytes());
+    h[6..8].copy_from_slice(&(first.l4 as u16).to_le_bytes());
+    h[8..10].copy_from_slice(&16u16.to_le_bytes());
+    out.head.extend_from_slice(&h);
+    out.head.extend_from_slice(&first.frame[..first.payload_at]);
+    for (k, r) in ranges.iter().enumerate().take(j).skip(i) {
+        let at = TcpV4::parse(frames.get(k))
+            .expect("parsed in the run")
+            .payload_at;
+        out.pieces.push(r.start + at..r.end);
+    }
+    let s = &mut out.head[VNET_HDR_LEN..];
+    let ip_total = total as u16;
+    s[16..18].copy_from_slice(&ip_total.to_be_bytes());
+    s[24..26].copy_from_slice(&[0, 0]);
+    let c = fold(sum16(&s[14..34], 0));
+    s[24..26].copy_from_slice(&c.to_be_bytes());
+    let l4 = first.l4;
+    s[l4 + 13] = last_flags; // PSH of the last segment, if any
+                             // CHECKSUM_PARTIAL: the field holds the (non-inverted) pseudo-header sum.
+    let tcp_len = (total + 14 - l4) as u32;
+    let pseudo = !fold(sum16(&s[14 + 12..14 + 20], 6 + tcp_len));
+    s[l4 + 16..l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
+    j
 }
 
 /// Frames laid back to back in one buffer.
@@ -557,6 +576,38 @@ mod tests {
         let mut out = Vec::new();
         split(&mut buf, &mut Vec::new(), |h, t| out.push([h, t].concat())).unwrap();
         assert!(checksums_ok(&out[0]));
+    }
+
+    #[test]
+    fn long_runs_are_cut_at_the_gather_limit() {
+        // 100 small segments of one stream: MAX_RUN per write, and nothing lost or reordered.
+        let mut tso = tcp4_gso(100 * 100, 100, 0x10);
+        let mut segs: Vec<Vec<u8>> = Vec::new();
+        split(&mut tso, &mut Vec::new(), |h, t| segs.push([h, t].concat())).unwrap();
+        assert_eq!(segs.len(), 100);
+        let mut writes: Vec<Vec<u8>> = Vec::new();
+        coalesce(&segs, &mut Vec::new(), |w| writes.push(w.to_vec()));
+        assert_eq!(writes.len(), 2);
+        let mut again: Vec<Vec<u8>> = Vec::new();
+        for w in &writes {
+            split(&mut w.clone(), &mut Vec::new(), |h, t| {
+                again.push([h, t].concat())
+            })
+            .unwrap();
+        }
+        assert_eq!(again.len(), 100);
+        let counts: Vec<usize> = writes
+            .iter()
+            .map(|w| {
+                let mut n = 0;
+                split(&mut w.clone(), &mut Vec::new(), |_, _| n += 1).unwrap();
+                n
+            })
+            .collect();
+        assert_eq!(counts, vec![MAX_RUN, 100 - MAX_RUN]);
+        for (a, b) in again.iter().zip(&segs) {
+            assert_eq!(a[26..], b[26..], "same addresses, TCP header and payload");
+        }
     }
 
     #[test]
