@@ -164,6 +164,13 @@ pub struct EdgeConfig {
     pub verbose: u8,
     /// Extra `-O section.option=value` arguments.
     pub overrides: Vec<String>,
+    /// Words run before the daemon's binary (inside the root when installed), e.g. `setpriv ...`;
+    /// each must exec the next, so that the child's pid stays the daemon's.
+    pub launcher: Vec<String>,
+    /// Extra environment of the daemon.
+    pub env: Vec<(String, String)>,
+    /// The config file verbatim, instead of one rendered from the fields above.
+    pub file: Option<String>,
 }
 
 impl EdgeConfig {
@@ -184,6 +191,9 @@ impl EdgeConfig {
             advertise: Vec::new(),
             verbose: 3,
             overrides: Vec::new(),
+            launcher: Vec::new(),
+            env: Vec::new(),
+            file: None,
         }
     }
     pub fn static_ip(mut self, cidr: &str) -> Self {
@@ -249,6 +259,8 @@ pub struct Daemon {
     /// For an installed package: the root directory of the system it is installed in. The daemon then
     /// runs as `chroot ROOT /usr/sbin/<daemon> start <session>`, reading ROOT/etc/weft/<session>.conf.
     root: Option<PathBuf>,
+    launcher: Vec<String>,
+    env: Vec<(String, String)>,
     bin: PathBuf,
     conf: PathBuf,
     log: PathBuf,
@@ -276,6 +288,8 @@ impl Daemon {
         config: &str,
         overrides: Vec<String>,
         root: Option<&Path>,
+        launcher: &[String],
+        env: &[(String, String)],
     ) -> Result<Daemon> {
         let session = tb.session_name(role);
         let (bin, conf) = match root {
@@ -297,6 +311,8 @@ impl Daemon {
             session,
             ns: ns.to_string(),
             root: root.map(Path::to_path_buf),
+            launcher: launcher.to_vec(),
+            env: env.to_vec(),
             bin,
             conf,
             log,
@@ -317,6 +333,10 @@ impl Daemon {
             }
         }
         let mut args: Vec<String> = vec!["netns".into(), "exec".into(), self.ns.clone()];
+        if let Some(r) = &self.root {
+            args.extend(["chroot".into(), r.to_string_lossy().into_owned()]);
+        }
+        args.extend(self.launcher.iter().cloned());
         match &self.root {
             None => args.extend([
                 self.bin.to_string_lossy().into_owned(),
@@ -324,9 +344,7 @@ impl Daemon {
                 self.conf.to_string_lossy().into_owned(),
             ]),
             // chroot(8) execs the daemon too: the child's pid stays the daemon's.
-            Some(r) => args.extend([
-                "chroot".into(),
-                r.to_string_lossy().into_owned(),
+            Some(_) => args.extend([
                 self.bin.to_string_lossy().into_owned(),
                 "start".into(),
                 self.session.clone(),
@@ -350,6 +368,7 @@ impl Daemon {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
             .env("RUST_BACKTRACE", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", self.label))?;
@@ -623,6 +642,8 @@ impl Testbed {
             &cfg.render(root.is_none().then_some(state.as_path())),
             cfg.overrides.clone(),
             root,
+            &[],
+            &[],
         )?;
         Ok(Supernode {
             d,
@@ -662,9 +683,13 @@ impl Testbed {
             &host.role,
             &host.ns,
             "weft-edge",
-            &cfg.render(&desc, root.is_none().then_some(state.as_path())),
+            &cfg.file
+                .clone()
+                .unwrap_or_else(|| cfg.render(&desc, root.is_none().then_some(state.as_path()))),
             cfg.overrides.clone(),
             root,
+            &cfg.launcher,
+            &cfg.env,
         )?;
         Ok(Edge {
             d,

@@ -6,9 +6,12 @@
 //!   on the installed units (and their `systemd-analyze security` exposure, printed and bounded), the
 //!   user and directories the postinst made, and a purge that cleans up.
 //! - `installed_daemons_mesh_in_namespaces`: the installed supernode and two installed edges, run from
-//!   their installed paths with configs in ROOT/etc/weft (chroot, in network namespaces), started as
-//!   root with `user = weft`: they drop to weft (the edge keeping only CAP_NET_ADMIN), the edges ping
-//!   each other, SIGHUP reloads, and weftctl from the package answers.
+//!   their installed paths with configs in ROOT/etc/weft (chroot, in network namespaces). The supernode
+//!   and edge e1 start as root with `user = weft` and drop to weft themselves (the edge keeping only
+//!   CAP_NET_ADMIN, which it uses after the drop to set the address the supernode assigns); edge e2
+//!   runs as weft-edge@.service would (the README's four-line config, started as weft with an ambient
+//!   CAP_NET_ADMIN and NOTIFY_SOCKET set: it must say READY=1). The edges ping each other, SIGHUP
+//!   reloads, and weftctl from the package answers.
 //!
 //! Needs root and the Debian packages debootstrap, dpkg-dev, binutils, lintian, man-db and systemd
 //! (`.ci/run` installs them); without root it prints a SKIP line. The debootstrapped root is cached under
@@ -522,30 +525,106 @@ fn mesh_body(tb: &Testbed, root: &Path) -> Result<()> {
     };
     let sn = tb.start_supernode_in(&sn_host, &sn_cfg, Some(root))?;
     sn.wait_ready(tb, Duration::from_secs(10))?;
-    let edge_cfg = |ip: &str| {
-        let mut c =
-            EdgeConfig::new(weft_e2e::COMMUNITY, weft_e2e::SECRET, &sn.addr()).static_ip(ip);
-        c.overrides = as_weft.clone();
-        c
-    };
-    let e1 = tb.start_edge_in(&h1, &edge_cfg("10.201.0.1/24"), Some(root))?;
-    let e2 = tb.start_edge_in(&h2, &edge_cfg("10.201.0.2/24"), Some(root))?;
+
+    // e1: started as root with `user = weft`: it drops privileges itself. Its address comes from the
+    // supernode (address_mode auto), so it sets it after the drop, with the CAP_NET_ADMIN it kept.
+    let mut e1_cfg = EdgeConfig::new(weft_e2e::COMMUNITY, weft_e2e::SECRET, &sn.addr());
+    e1_cfg.overrides = as_weft.clone();
+    let e1 = tb.start_edge_in(&h1, &e1_cfg, Some(root))?;
+
+    // e2: as weft-edge@.service runs it: the README's four-line config, written the README's way; the
+    // state and runtime directories made for weft as StateDirectory=/RuntimeDirectory= do; started as
+    // weft with CAP_NET_ADMIN only (setpriv standing in for User=, AmbientCapabilities= and
+    // CapabilityBoundingSet=), with NOTIFY_SOCKET pointing at a socket of ours, for READY=1.
+    let s2 = tb.session_name("e2");
+    let readme_conf = format!(
+        "[community]\nname = {}\nkey = {}\nsupernode = {}\n",
+        weft_e2e::COMMUNITY,
+        weft_e2e::SECRET,
+        sn.addr()
+    );
+    // (The README reads the file from /dev/stdin, which needs the /proc this chroot lacks.)
+    std::fs::write(root.join(format!("tmp/{s2}.conf")), &readme_conf)?;
+    in_root(
+        root,
+        &[
+            "install",
+            "-m",
+            "640",
+            "-g",
+            "weft",
+            &format!("/tmp/{s2}.conf"),
+            &format!("/etc/weft/{s2}.conf"),
+        ],
+    )?;
+    for dir in [format!("/run/weft/{s2}"), format!("/var/lib/weft/{s2}")] {
+        in_root(
+            root,
+            &[
+                "install", "-d", "-o", "weft", "-g", "weft", "-m", "0750", &dir,
+            ],
+        )?;
+    }
+    let notify_path = root.join(format!("run/notify-{s2}"));
+    let _ = std::fs::remove_file(&notify_path);
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path)?;
+    std::fs::set_permissions(
+        &notify_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )?;
+    notify.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let mut e2_cfg = EdgeConfig::new(weft_e2e::COMMUNITY, weft_e2e::SECRET, &sn.addr());
+    e2_cfg.file = Some(readme_conf);
+    // The harness looks for the TAP device by this name.
+    e2_cfg.overrides = vec![format!("tuntap.name={}", e2_cfg.tap)];
+    e2_cfg.launcher = [
+        "setpriv",
+        "--reuid=weft",
+        "--regid=weft",
+        "--clear-groups",
+        "--inh-caps=-all,+net_admin",
+        "--ambient-caps=-all,+net_admin",
+        "--bounding-set=-all,+net_admin",
+        "--no-new-privs",
+    ]
+    .map(String::from)
+    .to_vec();
+    e2_cfg.env = vec![("NOTIFY_SOCKET".into(), format!("/run/notify-{s2}"))];
+    let e2 = tb.start_edge_in(&h2, &e2_cfg, Some(root))?;
+
     e1.wait_registered(tb, Duration::from_secs(15))?;
     e2.wait_registered(tb, Duration::from_secs(15))?;
-    let took = first_ping(tb, &e1, "10.201.0.2".parse()?, Duration::from_secs(15))?;
+    let ip1 = e1.wait_vpn_ip(tb, Duration::from_secs(15))?;
+    let ip2 = e2.wait_vpn_ip(tb, Duration::from_secs(15))?;
+    let took = first_ping(tb, &e1, ip2, Duration::from_secs(15))?;
     tb.figure(&format!(
-        "installed edges: first ping after {:.2} s",
+        "installed edges ({ip1}, {ip2}): first ping after {:.2} s",
         took.as_secs_f64()
     ));
-    let p = ping(&e2.ns, "10.201.0.1", 5, 0.2, 5, &[])?;
+    let p = ping(&e2.ns, &ip1.to_string(), 5, 0.2, 5, &[])?;
     ensure!(p.received == 5, "e2 -> e1: {}", p.output);
+
+    // Type=notify: e2 said READY (it is registered, so it has sent its first registration by now).
+    let mut said: Vec<String> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until && !said.iter().any(|m| m.contains("READY=1")) {
+        if let Ok(n) = notify.recv(&mut buf) {
+            said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    ensure!(
+        said.iter().any(|m| m.contains("READY=1")),
+        "e2 never said READY=1 on NOTIFY_SOCKET; it said {said:?}"
+    );
+    tb.step(&format!("e2 notified {:?}", said.join(" | ")));
 
     // Least privilege, as the kernel sees it.
     const CAP_NET_ADMIN: u64 = 1 << 12;
     for (label, pid, caps) in [
         ("supernode", sn.pid(), 0),
         ("edge e1", e1.pid(), CAP_NET_ADMIN),
-        ("edge e2", e2.pid(), CAP_NET_ADMIN),
+        ("edge e2 (as under systemd)", e2.pid(), CAP_NET_ADMIN),
     ] {
         let pid = pid.context("not running")?;
         let (uid, eff, prm, bnd, nnp) = proc_status(pid)?;
@@ -587,7 +666,7 @@ fn mesh_body(tb: &Testbed, root: &Path) -> Result<()> {
             "edges",
         ],
     )?;
-    ensure!(out.contains("10.201.0.2"), "weftctl edges: {out}");
+    ensure!(out.contains(&ip2.to_string()), "weftctl edges: {out}");
 
     // The state the daemons wrote is the user's.
     let st = in_root(
