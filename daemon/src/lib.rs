@@ -7,12 +7,16 @@
 
 pub mod control;
 pub mod metrics;
+pub mod notify;
+pub mod options;
+pub mod privileges;
 pub mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tokio::net::UdpSocket;
@@ -61,6 +65,8 @@ pub struct Common {
     pub runtime_dir: PathBuf,
     /// 0 error .. 4 trace.
     pub verbose: u8,
+    /// `[daemon] user`: who to become when started as root (see [`privileges`]).
+    pub user: Option<String>,
 }
 
 impl Common {
@@ -76,6 +82,10 @@ impl Common {
                 .unwrap_or_else(|| PathBuf::from("/var/lib/weft").join(cfg.session())),
             runtime_dir: cfg.require("daemon", "runtime_dir")?,
             verbose,
+            user: cfg
+                .get("daemon", "user")
+                .map(|s| s.value.clone())
+                .filter(|u| !u.is_empty()),
         })
     }
 }
@@ -133,8 +143,33 @@ pub fn init_logging(verbose: u8) -> Logging {
 /// What `reload` did: the options applied at once, and those that take effect at the next start.
 pub type ReloadReport = (Vec<String>, Vec<String>);
 
-/// The daemon's `reload` action, called by the management method.
-pub type ReloadFn = Box<dyn Fn(&Logging) -> Result<ReloadReport> + Send + Sync>;
+/// The daemon's `reload` action, called by the management method and on SIGHUP.
+pub type ReloadFn = Arc<dyn Fn(&Logging) -> Result<ReloadReport> + Send + Sync>;
+
+/// Reloads on every SIGHUP (`systemctl reload`: `ExecReload=kill -HUP $MAINPID`), as the management
+/// method `reload` does, telling systemd RELOADING then READY around it. Errors are logged; the daemon
+/// keeps running with the configuration it has.
+pub fn reload_on_sighup(
+    reload: ReloadFn,
+    logging: Arc<Logging>,
+    ready_status: String,
+) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            notify::reloading();
+            match reload(&logging) {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!("reload on SIGHUP failed, configuration unchanged: {e:#}")
+                }
+            }
+            notify::ready(&ready_status);
+        }
+    });
+    Ok(())
+}
 
 /// The `[management]` options both daemons have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +185,7 @@ pub struct MgmtSettings {
 /// The options both daemons have: `[daemon]`, `[logging]`, `[management]`.
 pub const COMMON_OPTIONS: &[OptionSpec] = &[
     OptionSpec::new("daemon", "state_dir", "Directory for persistent state: the edge's identity key, the supernode's address leases, the generated management password. Default: /var/lib/weft/<session>."),
+    OptionSpec::new("daemon", "user", "When started as root: the user to become once the sockets are bound. The edge keeps only CAP_NET_ADMIN (for its TAP device), the supernode no privilege at all; the state and runtime directories are created for that user. Ignored when not started as root (the systemd units start the daemons as the user weft). Default: stay as started."),
     OptionSpec::new("daemon", "runtime_dir", "Directory for runtime files; the management socket is <runtime_dir>/<session>/mgmt.").default("/run/weft"),
     OptionSpec::new("logging", "verbose", "Log level: 0 error, 1 warn, 2 info (one line per state change), 3 debug, 4 trace. Can be changed at run time (weftctl verbose N).").default("2"),
     OptionSpec::new("management", "port", "Also serve the management API, status page (/), metrics (/metrics) and events (/events) on this TCP port, on `address`. Default: only the unix socket <runtime_dir>/<session>/mgmt."),
@@ -248,6 +284,12 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
 /// A UDP socket with deliberately sized kernel buffers: most loss measured in user-space VPNs here was
 /// the receive buffer overflowing (shared/testbed/NOTES.md).
 pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> Result<UdpSocket> {
+    Ok(UdpSocket::from_std(bind_udp_std(addr, buffer_bytes)?)?)
+}
+
+/// [`bind_udp`] before the tokio runtime exists (so that it can happen before dropping root, while the
+/// process has one thread); [`UdpSocket::from_std`] it inside the runtime.
+pub fn bind_udp_std(addr: SocketAddr, buffer_bytes: usize) -> Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps these at net.core.[rw]mem_max.
@@ -256,7 +298,29 @@ pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> Result<UdpSocket> {
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())
         .with_context(|| format!("cannot bind UDP {addr}"))?;
-    Ok(UdpSocket::from_std(sock.into())?)
+    Ok(sock.into())
+}
+
+/// What needs root, done before the tokio runtime starts (one thread): binds the UDP socket and, when
+/// started as root with `[daemon] user` set, hands the state directory and the session's runtime
+/// directory to that user and becomes it, keeping only `keep` (see [`privileges`]).
+pub fn bind_and_drop(
+    common: &Common,
+    session: &str,
+    bind: SocketAddr,
+    buffer_bytes: usize,
+    keep: &[privileges::Cap],
+) -> Result<std::net::UdpSocket> {
+    let run_as = privileges::planned(common.user.as_deref())?;
+    if let Some(user) = &run_as {
+        privileges::prepare_dir(&common.state_dir, 0o750, user)?;
+        privileges::prepare_dir(&common.runtime_dir.join(session), 0o750, user)?;
+    }
+    let udp = bind_udp_std(bind, buffer_bytes)?;
+    if let Some(user) = &run_as {
+        privileges::drop_to(user, keep)?;
+    }
+    Ok(udp)
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -373,7 +437,8 @@ mod tests {
         program: "t",
         options: &[
             OptionSpec::new("daemon", "state_dir", "s"),
-            OptionSpec::new("daemon", "runtime_dir", "r").default("/run/weft"),
+            OptionSpec::new("daemon", "user", "When started as root: the user to become once the sockets are bound. The edge keeps only CAP_NET_ADMIN (for its TAP device), the supernode no privilege at all; the state and runtime directories are created for that user. Ignored when not started as root (the systemd units start the daemons as the user weft). Default: stay as started."),
+    OptionSpec::new("daemon", "runtime_dir", "r").default("/run/weft"),
             OptionSpec::new("logging", "verbose", "v").default("2"),
         ],
     };

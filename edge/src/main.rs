@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio::sync::{mpsc, oneshot};
 use weft_daemon::{Mgmt, StartArgs};
 use weft_proto::edge::{AddressMode as ProtoAddressMode, EdgeConfig, Limits, Timers};
@@ -29,8 +29,9 @@ use settings::{AddressMode, Settings, SCHEMA};
 #[derive(Parser)]
 #[command(
     name = "weft-edge",
-    version,
-    about = "Weft mesh VPN edge",
+    version = weft_cli::VERSION,
+    about = "Weft mesh VPN edge: joins this machine to a community's virtual Ethernet",
+    after_help = weft_cli::see_man!("weft-edge"),
     disable_help_subcommand = true
 )]
 struct Cli {
@@ -58,7 +59,14 @@ enum Command {
     },
 }
 
+/// weft.conf(5), for `--generate man-conf` (packaging/build-deb).
+fn man_conf() -> String {
+    let supernode = weft_daemon::schema("weft-supernode", weft_daemon::options::SUPERNODE_OPTIONS);
+    weft_cli::conf_man_page(&SCHEMA, &supernode, weft_daemon::COMMON_OPTIONS)
+}
+
 fn main() -> ExitCode {
+    weft_cli::handle_generate(Cli::command, Some(&man_conf));
     let cli = Cli::parse();
     match cli.command {
         Command::Help { topic } => weft_daemon::help(&SCHEMA, topic.as_deref()),
@@ -84,11 +92,27 @@ fn main() -> ExitCode {
                 }
             };
             let logging = Arc::new(weft_daemon::init_logging(settings.common.verbose));
+            // Before the runtime (one thread): bind, and when root with [daemon] user set, become
+            // that user with CAP_NET_ADMIN only (the TAP device is created with it, in `run`).
+            let udp = match weft_daemon::bind_and_drop(
+                &settings.common,
+                &settings.session,
+                settings.bind,
+                4 << 20,
+                &[weft_daemon::privileges::Cap::CAP_NET_ADMIN],
+            ) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("weft-edge: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match rt.block_on(run(settings, args, logging)) {
+            match rt.block_on(run(settings, args, logging, udp)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -126,13 +150,18 @@ fn load_settings(args: &StartArgs) -> Result<Settings> {
     Ok(Settings::from_config(&cfg)?)
 }
 
-async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -> Result<()> {
+async fn run(
+    s: Settings,
+    args: StartArgs,
+    logging: Arc<weft_daemon::Logging>,
+    udp: std::net::UdpSocket,
+) -> Result<()> {
     let identity = identity::load_or_create(&s.common.state_dir)?;
     let mac = s
         .mac
         .unwrap_or_else(|| MacAddr::local_from_seed(&identity.public.0));
     let supernodes = settings::resolve_supernodes(&s.supernodes).await?;
-    let udp = weft_daemon::bind_udp(s.bind, 4 << 20)?;
+    let udp = tokio::net::UdpSocket::from_std(udp)?;
     let bound = udp.local_addr()?;
     let static_addr = match s.address {
         AddressMode::Static(n) => Some(n),
@@ -169,7 +198,7 @@ async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -
         weft_proto::edge::Edge::new(cfg, Instant::now(), driver::wall_clock_us(), rand::random());
     tracing::info!(
         "weft-edge {} session {} community {} tap {} mac {} udp {} supernodes {:?} local addresses {:?}",
-        env!("CARGO_PKG_VERSION"),
+        weft_cli::VERSION,
         s.session,
         s.community,
         s.tap_name,
@@ -180,6 +209,7 @@ async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -
     );
 
     let (qtx, qrx) = mpsc::channel(16);
+    let ready_queries = qtx.clone();
     let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);
     let (events_tx, _) = tokio::sync::broadcast::channel(256);
     let started_settings = s.clone();
@@ -194,10 +224,12 @@ async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -
         started_unix_ms: driver::unix_ms(),
         queries: qtx,
     });
+    let reload_fn: weft_daemon::ReloadFn =
+        Arc::new(move |logging| reload(&args, &started_settings, logging));
     let controls = weft_daemon::control::module(weft_daemon::control::Controls {
-        logging,
+        logging: logging.clone(),
         stop: stop_api_tx,
-        reload: Box::new(move |logging| reload(&args, &started_settings, logging)),
+        reload: reload_fn.clone(),
     })?;
     let metrics_ctx = ctx.clone();
     let metrics: weft_web::MetricsFn =
@@ -217,6 +249,16 @@ async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -
     )
     .await?;
 
+    let status = format!(
+        "session {} community {} on {} via {} supernode(s)",
+        s.session,
+        s.community,
+        s.tap_name,
+        supernodes.len()
+    );
+    weft_daemon::reload_on_sighup(reload_fn, logging, status.clone())?;
+    tokio::spawn(notify_when_registering(ready_queries, status));
+
     let (stop_tx, stop_rx) = oneshot::channel();
     tokio::spawn(async move {
         tokio::select! {
@@ -227,8 +269,29 @@ async fn run(s: Settings, args: StartArgs, logging: Arc<weft_daemon::Logging>) -
     });
     let result = driver::run(edge, udp, dev, s.offload, qrx, stop_rx, events_tx).await;
     tracing::info!("stopping");
+    weft_daemon::notify::stopping();
     server.stop().await;
     result
+}
+
+/// Tells systemd READY once the loop has sent its first registration (the TAP device is up by then: it
+/// is created before the loop starts). The loop answers a snapshot between two wake-ups, so a snapshot
+/// that counts a sent datagram comes after the flush that sent it.
+async fn notify_when_registering(queries: mpsc::Sender<driver::Query>, status: String) {
+    loop {
+        let (tx, rx) = oneshot::channel();
+        if queries.send(driver::Query::Snapshot(tx)).await.is_err() {
+            return;
+        }
+        match rx.await {
+            Ok(snap) if snap.stats.tx_packets > 0 => {
+                weft_daemon::notify::ready(&status);
+                return;
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            Err(_) => return,
+        }
+    }
 }
 
 /// `reload`: re-reads the configuration; applies what can change at run time (the log level) and names
@@ -274,6 +337,7 @@ fn reload(
         "daemon.runtime_dir",
         new.common.runtime_dir != running.common.runtime_dir,
     );
+    differs("daemon.user", new.common.user != running.common.user);
     differs("management", new.mgmt != running.mgmt);
     tracing::info!("configuration reloaded: applied {applied:?}, restart needed for {restart:?}");
     Ok((applied, restart))

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use weft_config::{Config, ConfigError, OptionSpec, Schema};
+use weft_config::{Config, ConfigError, Schema};
 use weft_daemon::{Common, MgmtSettings};
 use weft_proto::wire::{Ipv4Net, MacAddr};
 
@@ -20,26 +20,7 @@ pub const DEFAULT_SUPERNODE_PORT: u16 = 7700;
 
 /// Every option weft-edge understands: its own and the daemons' common ones.
 pub static SCHEMA: LazyLock<Schema> =
-    LazyLock::new(|| weft_daemon::schema("weft-edge", EDGE_OPTIONS));
-
-/// The edge's own options.
-const EDGE_OPTIONS: &[OptionSpec] = &[
-        OptionSpec::new("community", "name", "Name of the community (the virtual Ethernet segment) to join. Required."),
-        OptionSpec::new("community", "key", "The community secret. Also read from the environment variable WEFT_KEY, or from key_file.").secret(),
-        OptionSpec::new("community", "key_file", "A file whose first line is the community secret."),
-        OptionSpec::new("community", "supernode", "A supernode to register with, as host:port (port 7700 when omitted). Repeatable; at least one is required.").repeatable(),
-        OptionSpec::new("tuntap", "name", "Name of the TAP device. Default: weft-<session>, cut to 15 characters."),
-        OptionSpec::new("tuntap", "address", "The virtual IPv4 address with prefix length, e.g. 10.0.0.1/24 (address_mode=static)."),
-        OptionSpec::new("tuntap", "address_mode", "static: use address; auto: the supernode assigns one; dhcp: the device comes up without an IPv4 address for a DHCP client. Default: static when address is set, else auto."),
-        OptionSpec::new("tuntap", "macaddr", "MAC address of the TAP device. Default: derived from this edge's identity key, so it is stable across restarts."),
-        OptionSpec::new("tuntap", "mtu", "MTU of the TAP device. 1400 leaves room for the 32-byte tunnel and 12-byte relay headers on a 1500-byte IPv4 underlay.").default("1400"),
-        OptionSpec::new("tuntap", "offload", "Let the kernel hand over large TCP/UDP segments (TSO/USO) that the edge cuts into frames itself: far fewer system calls per byte. Turn off only to debug.").default("true"),
-        OptionSpec::new("tuntap", "description", "A description shown to peers and in status. Default: the host name."),
-        OptionSpec::new("connection", "bind", "Local UDP address and port, [addr]:port; port 0 picks a free port.").default("0.0.0.0:0"),
-        OptionSpec::new("connection", "allow_p2p", "Try direct paths to peers. false sends all traffic through the supernode.").default("true"),
-        OptionSpec::new("connection", "register_interval", "Seconds between registration refreshes with each supernode.").default("20"),
-        OptionSpec::new("connection", "advertise", "A local address (ip or ip:port) to offer peers as a direct-path candidate. Repeatable. Default: every IPv4 address of this host's interfaces that are up, except loopback and the TAP device.").repeatable(),
-];
+    LazyLock::new(|| weft_daemon::schema("weft-edge", weft_daemon::options::EDGE_OPTIONS));
 
 /// How the TAP gets its IPv4 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -121,3 +121,48 @@ fn admission_key_depends_on_secret_and_name() {
     assert_eq!(code, 2);
     assert!(err.contains("WEFT_KEY"), "{err}");
 }
+
+#[test]
+fn version_names_the_git_revision_and_help_points_to_the_manual() {
+    let (code, out, _) = run(edge().arg("--version"));
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(&format!("weft-edge {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+    let (code, out, _) = run(edge().arg("--help"));
+    assert_eq!(code, 0);
+    assert!(out.contains("man 8 weft-edge"), "{out}");
+    assert!(out.lines().count() < 25, "--help should stay short:\n{out}");
+}
+
+#[test]
+fn generates_its_man_page_completions_and_weft_conf() {
+    let (code, out, _) = run(edge().args(["--generate", "man"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("\n.TH weft-edge 8 "), "{out}");
+    assert_eq!(out.matches(".ds Aq").count(), 2, "one preamble: {out}");
+    assert!(
+        out.contains("SIGHUP") && out.contains(".SH COMMANDS"),
+        "{out}"
+    );
+    let (code, out, _) = run(edge().args(["--generate", "man-conf"]));
+    assert_eq!(code, 0);
+    for want in [
+        ".TH WEFT.CONF 5",
+        ".SS [community]",
+        ".SS [supernode]",
+        "community_file",
+        "\\fBuser\\fR",
+    ] {
+        assert!(out.contains(want), "weft.conf(5) lacks {want}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, _) = run(edge().args(["--generate", &format!("complete-{shell}")]));
+        assert_eq!(code, 0, "{shell}");
+        assert!(out.contains("admission-key"), "{shell}: {out}");
+    }
+    let (code, _, err) = run(edge().args(["--generate", "nope"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown --generate kind"), "{err}");
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio::sync::{mpsc, oneshot};
 use weft_daemon::{Mgmt, StartArgs};
 use weft_proto::supernode::{AdmissionPolicy, Supernode, SupernodeConfig, SupernodeEvent};
@@ -22,8 +22,9 @@ use settings::{Settings, SCHEMA};
 #[derive(Parser)]
 #[command(
     name = "weft-supernode",
-    version,
-    about = "Weft mesh VPN supernode",
+    version = weft_cli::VERSION,
+    about = "Weft mesh VPN supernode: admits edges into communities and introduces them",
+    after_help = weft_cli::see_man!("weft-supernode"),
     disable_help_subcommand = true
 )]
 struct Cli {
@@ -43,6 +44,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    weft_cli::handle_generate(Cli::command, None);
     match Cli::parse().command {
         Command::Help { topic } => weft_daemon::help(&SCHEMA, topic.as_deref()),
         Command::Start(args) => {
@@ -54,11 +56,27 @@ fn main() -> ExitCode {
                 }
             };
             let logging = Arc::new(weft_daemon::init_logging(settings.common.verbose));
+            // Before the runtime (one thread): bind, and when root with [daemon] user set, become
+            // that user with no capability at all.
+            let udp = match weft_daemon::bind_and_drop(
+                &settings.common,
+                &settings.session,
+                settings.bind,
+                8 << 20,
+                &[],
+            ) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("weft-supernode: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match rt.block_on(run(settings, policy, args, logging)) {
+            match rt.block_on(run(settings, policy, args, logging, udp)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("weft-supernode: {e:#}");
@@ -92,6 +110,7 @@ async fn run(
     policy: AdmissionPolicy,
     args: StartArgs,
     logging: Arc<weft_daemon::Logging>,
+    udp: std::net::UdpSocket,
 ) -> Result<()> {
     let leases = leases_file::load(&s.common.state_dir)?;
     let restored = leases.len();
@@ -105,10 +124,10 @@ async fn run(
         ..SupernodeConfig::default()
     };
     let mut sn = Supernode::new(cfg, Instant::now(), leases);
-    let udp = weft_daemon::bind_udp(s.bind, 8 << 20)?;
+    let udp = tokio::net::UdpSocket::from_std(udp)?;
     tracing::info!(
         "weft-supernode {} session {} listening on udp {}, {}, {} leases restored",
-        env!("CARGO_PKG_VERSION"),
+        weft_cli::VERSION,
         s.session,
         udp.local_addr()?,
         if open {
@@ -130,17 +149,20 @@ async fn run(
     let (events_tx, _) = tokio::sync::broadcast::channel::<weft_web::ServerEvent>(256);
     let running = s.clone();
     let reload_tx = qtx.clone();
+    let ctx_bind = udp.local_addr()?.to_string();
     let ctx = Arc::new(mgmt::Context {
         session: s.session.clone(),
-        bind: udp.local_addr()?.to_string(),
+        bind: ctx_bind.clone(),
         started: Instant::now(),
         started_unix_ms: unix_ms(),
         queries: qtx,
     });
+    let reload_fn: weft_daemon::ReloadFn =
+        Arc::new(move |logging| reload(&args, &running, logging, &reload_tx));
     let controls = weft_daemon::control::module(weft_daemon::control::Controls {
-        logging,
+        logging: logging.clone(),
         stop: stop_api_tx,
-        reload: Box::new(move |logging| reload(&args, &running, logging, &reload_tx)),
+        reload: reload_fn.clone(),
     })?;
     let metrics_ctx = ctx.clone();
     let metrics: weft_web::MetricsFn =
@@ -159,6 +181,10 @@ async fn run(
         events_tx.clone(),
     )
     .await?;
+
+    let status = format!("session {} on udp {}", s.session, ctx_bind);
+    weft_daemon::reload_on_sighup(reload_fn, logging, status.clone())?;
+    weft_daemon::notify::ready(&status);
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -207,6 +233,7 @@ async fn run(
         }
     }
     tracing::info!("stopping");
+    weft_daemon::notify::stopping();
     server.stop().await;
     Ok(())
 }
@@ -242,6 +269,7 @@ fn reload(
             "daemon.runtime_dir",
             new.common.runtime_dir != running.common.runtime_dir,
         ),
+        ("daemon.user", new.common.user != running.common.user),
         ("management", new.mgmt != running.mgmt),
     ] {
         if changed {

@@ -7,20 +7,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use weft_config::{Config, ConfigError, OptionSpec, Schema};
+use weft_config::{Config, ConfigError, Schema};
 use weft_daemon::{Common, MgmtSettings};
 
 /// Every option weft-supernode understands: its own and the daemons' common ones.
-pub static SCHEMA: LazyLock<Schema> =
-    LazyLock::new(|| weft_daemon::schema("weft-supernode", SUPERNODE_OPTIONS));
-
-/// The supernode's own options.
-const SUPERNODE_OPTIONS: &[OptionSpec] = &[
-        OptionSpec::new("connection", "bind", "UDP address and port to listen on, [addr]:port.").default("0.0.0.0:7700"),
-        OptionSpec::new("supernode", "community_file", "A file listing the communities this supernode serves, one per line: a name, optionally followed by its admission key (from `weft-edge admission-key NAME`), which edges must then prove they know. Without this option every community is admitted."),
-        OptionSpec::new("supernode", "auto_ip_min", "First address of the pool for addresses assigned to edges (address_mode=auto); each community gets a /24 inside the pool.").default("10.128.0.0"),
-        OptionSpec::new("supernode", "auto_ip_max", "Last address of that pool.").default("10.255.255.0"),
-];
+pub static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
+    weft_daemon::schema("weft-supernode", weft_daemon::options::SUPERNODE_OPTIONS)
+});
 
 /// Typed settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -127,7 +127,8 @@ impl Default for SupernodeConfig {
 }
 
 impl SupernodeConfig {
-    pub fn render(&self, state_dir: &Path) -> String {
+    /// The config file; without `state_dir`, the daemon's default (/var/lib/weft/<session>).
+    pub fn render(&self, state_dir: Option<&Path>) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "[connection]\nbind = 0.0.0.0:{}\n", self.port);
         s.push_str("[supernode]\n");
@@ -137,8 +138,10 @@ impl SupernodeConfig {
         if let Some((min, max)) = &self.auto_ip {
             let _ = writeln!(s, "auto_ip_min = {min}\nauto_ip_max = {max}");
         }
-        let _ = writeln!(s, "\n[daemon]\nstate_dir = {}\n", state_dir.display());
-        let _ = writeln!(s, "[logging]\nverbose = {}", self.verbose);
+        if let Some(dir) = state_dir {
+            let _ = writeln!(s, "\n[daemon]\nstate_dir = {}", dir.display());
+        }
+        let _ = writeln!(s, "\n[logging]\nverbose = {}", self.verbose);
         s
     }
 }
@@ -161,6 +164,13 @@ pub struct EdgeConfig {
     pub verbose: u8,
     /// Extra `-O section.option=value` arguments.
     pub overrides: Vec<String>,
+    /// Words run before the daemon's binary (inside the root when installed), e.g. `setpriv ...`;
+    /// each must exec the next, so that the child's pid stays the daemon's.
+    pub launcher: Vec<String>,
+    /// Extra environment of the daemon.
+    pub env: Vec<(String, String)>,
+    /// The config file verbatim, instead of one rendered from the fields above.
+    pub file: Option<String>,
 }
 
 impl EdgeConfig {
@@ -181,6 +191,9 @@ impl EdgeConfig {
             advertise: Vec::new(),
             verbose: 3,
             overrides: Vec::new(),
+            launcher: Vec::new(),
+            env: Vec::new(),
+            file: None,
         }
     }
     pub fn static_ip(mut self, cidr: &str) -> Self {
@@ -196,7 +209,8 @@ impl EdgeConfig {
         self
     }
 
-    pub fn render(&self, description: &str, state_dir: &Path) -> String {
+    /// The config file; without `state_dir`, the daemon's default (/var/lib/weft/<session>).
+    pub fn render(&self, description: &str, state_dir: Option<&Path>) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -228,8 +242,10 @@ impl EdgeConfig {
         for a in &self.advertise {
             let _ = writeln!(s, "advertise = {a}");
         }
-        let _ = writeln!(s, "\n[daemon]\nstate_dir = {}\n", state_dir.display());
-        let _ = writeln!(s, "[logging]\nverbose = {}", self.verbose);
+        if let Some(dir) = state_dir {
+            let _ = writeln!(s, "\n[daemon]\nstate_dir = {}", dir.display());
+        }
+        let _ = writeln!(s, "\n[logging]\nverbose = {}", self.verbose);
         s
     }
 }
@@ -240,6 +256,11 @@ pub struct Daemon {
     pub label: String,
     pub session: String,
     pub ns: String,
+    /// For an installed package: the root directory of the system it is installed in. The daemon then
+    /// runs as `chroot ROOT /usr/sbin/<daemon> start <session>`, reading ROOT/etc/weft/<session>.conf.
+    root: Option<PathBuf>,
+    launcher: Vec<String>,
+    env: Vec<(String, String)>,
     bin: PathBuf,
     conf: PathBuf,
     log: PathBuf,
@@ -257,6 +278,7 @@ pub struct Stopped {
 }
 
 impl Daemon {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         tb: &Testbed,
         kind: &str,
@@ -265,10 +287,21 @@ impl Daemon {
         bin_name: &str,
         config: &str,
         overrides: Vec<String>,
+        root: Option<&Path>,
+        launcher: &[String],
+        env: &[(String, String)],
     ) -> Result<Daemon> {
-        let bin = find_bin(bin_name)?;
         let session = tb.session_name(role);
-        let conf = tb.dir().join(format!("{session}.conf"));
+        let (bin, conf) = match root {
+            None => (
+                find_bin(bin_name)?,
+                tb.dir().join(format!("{session}.conf")),
+            ),
+            Some(r) => (
+                Path::new("/usr/sbin").join(bin_name),
+                r.join("etc/weft").join(format!("{session}.conf")),
+            ),
+        };
         std::fs::write(&conf, config).with_context(|| format!("writing {}", conf.display()))?;
         let log = tb.dir().join(format!("{session}.log"));
         let label = format!("{kind} {role}");
@@ -277,6 +310,9 @@ impl Daemon {
             label,
             session,
             ns: ns.to_string(),
+            root: root.map(Path::to_path_buf),
+            launcher: launcher.to_vec(),
+            env: env.to_vec(),
             bin,
             conf,
             log,
@@ -296,14 +332,24 @@ impl Daemon {
                 bail!("{} is already running", self.label);
             }
         }
-        let mut args: Vec<String> = vec![
-            "netns".into(),
-            "exec".into(),
-            self.ns.clone(),
-            self.bin.to_string_lossy().into_owned(),
-            "start".into(),
-            self.conf.to_string_lossy().into_owned(),
-        ];
+        let mut args: Vec<String> = vec!["netns".into(), "exec".into(), self.ns.clone()];
+        if let Some(r) = &self.root {
+            args.extend(["chroot".into(), r.to_string_lossy().into_owned()]);
+        }
+        args.extend(self.launcher.iter().cloned());
+        match &self.root {
+            None => args.extend([
+                self.bin.to_string_lossy().into_owned(),
+                "start".into(),
+                self.conf.to_string_lossy().into_owned(),
+            ]),
+            // chroot(8) execs the daemon too: the child's pid stays the daemon's.
+            Some(_) => args.extend([
+                self.bin.to_string_lossy().into_owned(),
+                "start".into(),
+                self.session.clone(),
+            ]),
+        }
         for o in &self.overrides {
             args.push("-O".into());
             args.push(o.clone());
@@ -322,6 +368,7 @@ impl Daemon {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
             .env("RUST_BACKTRACE", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", self.label))?;
@@ -335,7 +382,10 @@ impl Daemon {
 
     /// The daemon's management socket.
     pub fn socket(&self) -> PathBuf {
-        mgmt::socket_path(&self.session)
+        match &self.root {
+            None => mgmt::socket_path(&self.session),
+            Some(r) => r.join("run/weft").join(&self.session).join("mgmt"),
+        }
     }
 
     pub fn log_path(&self) -> &Path {
@@ -452,7 +502,12 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.stop();
         // a killed daemon cannot remove its runtime dir; this session name is ours alone
-        let _ = std::fs::remove_dir_all(Path::new("/run/weft").join(&self.session));
+        let run = self
+            .root
+            .as_deref()
+            .unwrap_or(Path::new("/"))
+            .join("run/weft");
+        let _ = std::fs::remove_dir_all(run.join(&self.session));
     }
 }
 
@@ -561,6 +616,17 @@ impl Edge {
 impl Testbed {
     /// Writes a supernode config into the temp dir and starts `weft-supernode` in `host`.
     pub fn start_supernode(&self, host: &Host, cfg: &SupernodeConfig) -> Result<Supernode> {
+        self.start_supernode_in(host, cfg, None)
+    }
+
+    /// [`Testbed::start_supernode`], or with `root`, the one installed in that root directory (config in
+    /// ROOT/etc/weft, default state directory, run with chroot).
+    pub fn start_supernode_in(
+        &self,
+        host: &Host,
+        cfg: &SupernodeConfig,
+        root: Option<&Path>,
+    ) -> Result<Supernode> {
         let state = self.dir().join("state").join(&host.role);
         std::fs::create_dir_all(&state)?;
         self.step(&format!(
@@ -573,8 +639,11 @@ impl Testbed {
             &host.role,
             &host.ns,
             "weft-supernode",
-            &cfg.render(&state),
+            &cfg.render(root.is_none().then_some(state.as_path())),
             cfg.overrides.clone(),
+            root,
+            &[],
+            &[],
         )?;
         Ok(Supernode {
             d,
@@ -585,6 +654,17 @@ impl Testbed {
 
     /// Writes an edge config into the temp dir and starts `weft-edge` in `host`.
     pub fn start_edge(&self, host: &Host, cfg: &EdgeConfig) -> Result<Edge> {
+        self.start_edge_in(host, cfg, None)
+    }
+
+    /// [`Testbed::start_edge`], or with `root`, the one installed in that root directory (config in
+    /// ROOT/etc/weft, default state directory, run with chroot).
+    pub fn start_edge_in(
+        &self,
+        host: &Host,
+        cfg: &EdgeConfig,
+        root: Option<&Path>,
+    ) -> Result<Edge> {
         let state = self.dir().join("state").join(&host.role);
         std::fs::create_dir_all(&state)?;
         let desc = cfg.description.clone().unwrap_or_else(|| host.role.clone());
@@ -603,8 +683,13 @@ impl Testbed {
             &host.role,
             &host.ns,
             "weft-edge",
-            &cfg.render(&desc, &state),
+            &cfg.file
+                .clone()
+                .unwrap_or_else(|| cfg.render(&desc, root.is_none().then_some(state.as_path()))),
             cfg.overrides.clone(),
+            root,
+            &cfg.launcher,
+            &cfg.env,
         )?;
         Ok(Edge {
             d,

@@ -70,12 +70,13 @@ impl From<ClientError> for Failure {
 #[derive(Debug, Parser)]
 #[command(
     name = "weftctl",
-    version,
+    version = weft_cli::VERSION,
     about = "Query and control a running weft daemon (weft-edge or weft-supernode)",
     after_help = "Without --session, --socket or --url, weftctl uses the one session running under \
                   /run/weft (or $WEFT_RUNTIME_DIR).\n\
                   Exit codes: 0 success, 1 the daemon returned an error, 2 usage error, \
-                  3 no daemon reachable, 4 not authorised."
+                  3 no daemon reachable, 4 not authorised.\n\
+                  Full documentation: man 8 weftctl"
 )]
 struct Cli {
     /// Session name: use the socket <runtime dir>/<SESSION>/mgmt.
@@ -141,6 +142,7 @@ enum Command {
 const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(50);
 
 fn main() -> ExitCode {
+    weft_cli::handle_generate(<Cli as clap::CommandFactory>::command, None);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

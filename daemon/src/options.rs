@@ -1,0 +1,32 @@
+//! The option tables of both daemons, here rather than in each binary so that weft.conf(5) can be
+//! generated from one place (`weft-edge --generate man-conf`). Each daemon's schema is its own table
+//! followed by [`crate::COMMON_OPTIONS`] ([`crate::schema`]).
+
+use weft_config::OptionSpec;
+
+/// The edge's own options.
+pub const EDGE_OPTIONS: &[OptionSpec] = &[
+        OptionSpec::new("community", "name", "Name of the community (the virtual Ethernet segment) to join. Required."),
+        OptionSpec::new("community", "key", "The community secret. Also read from the environment variable WEFT_KEY, or from key_file.").secret(),
+        OptionSpec::new("community", "key_file", "A file whose first line is the community secret."),
+        OptionSpec::new("community", "supernode", "A supernode to register with, as host:port (port 7700 when omitted). Repeatable; at least one is required.").repeatable(),
+        OptionSpec::new("tuntap", "name", "Name of the TAP device. Default: weft-<session>, cut to 15 characters."),
+        OptionSpec::new("tuntap", "address", "The virtual IPv4 address with prefix length, e.g. 10.0.0.1/24 (address_mode=static)."),
+        OptionSpec::new("tuntap", "address_mode", "static: use address; auto: the supernode assigns one; dhcp: the device comes up without an IPv4 address for a DHCP client. Default: static when address is set, else auto."),
+        OptionSpec::new("tuntap", "macaddr", "MAC address of the TAP device. Default: derived from this edge's identity key, so it is stable across restarts."),
+        OptionSpec::new("tuntap", "mtu", "MTU of the TAP device. 1400 leaves room for the 32-byte tunnel and 12-byte relay headers on a 1500-byte IPv4 underlay.").default("1400"),
+        OptionSpec::new("tuntap", "offload", "Let the kernel hand over large TCP/UDP segments (TSO/USO) that the edge cuts into frames itself: far fewer system calls per byte. Turn off only to debug.").default("true"),
+        OptionSpec::new("tuntap", "description", "A description shown to peers and in status. Default: the host name."),
+        OptionSpec::new("connection", "bind", "Local UDP address and port, [addr]:port; port 0 picks a free port.").default("0.0.0.0:0"),
+        OptionSpec::new("connection", "allow_p2p", "Try direct paths to peers. false sends all traffic through the supernode.").default("true"),
+        OptionSpec::new("connection", "register_interval", "Seconds between registration refreshes with each supernode.").default("20"),
+        OptionSpec::new("connection", "advertise", "A local address (ip or ip:port) to offer peers as a direct-path candidate. Repeatable. Default: every IPv4 address of this host's interfaces that are up, except loopback and the TAP device.").repeatable(),
+];
+
+/// The supernode's own options.
+pub const SUPERNODE_OPTIONS: &[OptionSpec] = &[
+        OptionSpec::new("connection", "bind", "UDP address and port to listen on, [addr]:port.").default("0.0.0.0:7700"),
+        OptionSpec::new("supernode", "community_file", "A file listing the communities this supernode serves, one per line: a name, optionally followed by its admission key (from `weft-edge admission-key NAME`), which edges must then prove they know. Without this option every community is admitted."),
+        OptionSpec::new("supernode", "auto_ip_min", "First address of the pool for addresses assigned to edges (address_mode=auto); each community gets a /24 inside the pool.").default("10.128.0.0"),
+        OptionSpec::new("supernode", "auto_ip_max", "Last address of that pool.").default("10.255.255.0"),
+];
