@@ -29,4 +29,6 @@ pub const SUPERNODE_OPTIONS: &[OptionSpec] = &[
         OptionSpec::new("supernode", "community_file", "A file listing the communities this supernode serves, one per line: a name, optionally followed by its admission key (from `weft-edge admission-key NAME`), which edges must then prove they know. Without this option every community is admitted."),
         OptionSpec::new("supernode", "auto_ip_min", "First address of the pool for addresses assigned to edges (address_mode=auto); each community gets a /24 inside the pool.").default("10.128.0.0"),
         OptionSpec::new("supernode", "auto_ip_max", "Last address of that pool.").default("10.255.255.0"),
+        OptionSpec::new("supernode", "peer", "Another supernode of this federation, as host:port (port 7700 when omitted). Repeatable; list every other supernode (a full mesh: a supernode never forwards what it heard from one peer to another). Needs federation.").repeatable(),
+        OptionSpec::new("supernode", "federation", "The federation secret shared by all supernodes listed as peers: it authenticates what they tell each other (which edge is registered where). Also read from the environment variable WEFT_FEDERATION.").secret(),
 ];

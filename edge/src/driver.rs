@@ -263,6 +263,10 @@ fn log_event(edge: &Edge, ev: &Event) {
         Event::RegistrationRefused { supernode, reason } => {
             tracing::error!("supernode {supernode} refused registration: {reason:?} (check [community] name and key)")
         }
+        Event::SupernodeChanged { from, to } => match from {
+            Some(from) => tracing::info!("now using supernode {to} (was {from})"),
+            None => tracing::info!("now using supernode {to}"),
+        },
         Event::AddressAssigned(net) => tracing::info!("virtual address {net} assigned"),
         Event::PeerUp { peer, path, .. } => {
             tracing::info!(
@@ -319,6 +323,10 @@ fn server_event(edge: &Edge, ev: &Event) -> weft_web::ServerEvent {
         Event::RegistrationRefused { supernode, reason } => (
             "registration_refused",
             json!({"supernode": supernode.to_string(), "reason": format!("{reason:?}")}),
+        ),
+        Event::SupernodeChanged { from, to } => (
+            "supernode_changed",
+            json!({"from": from.map(|a| a.to_string()), "to": to.to_string()}),
         ),
         Event::AddressAssigned(net) => ("address_assigned", json!({"ip": net.to_string()})),
         Event::PeerUp { peer, path, .. } | Event::PathChanged { peer, path } => {

@@ -122,6 +122,22 @@ impl AdmissionKey {
     }
 }
 
+/// What federated supernodes share: derived from the `[supernode] federation` secret, it authenticates
+/// their control messages to each other (HMAC-SHA256, truncated to 16 bytes, as admission proofs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct FederationKey(pub AdmissionKey);
+
+impl FederationKey {
+    /// Derives the key from the federation secret.
+    pub fn derive(secret: &[u8]) -> FederationKey {
+        let mut k = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(KDF_SALT), secret)
+            .expand(b"federation", &mut k)
+            .expect("32 bytes is a valid HKDF output length");
+        FederationKey(AdmissionKey(k))
+    }
+}
+
 /// Everything an edge derives from its community's name and secret.
 #[derive(Clone)]
 pub struct CommunityKeys {

@@ -64,6 +64,18 @@ pub enum MsgType {
     Relay = 0x20,
     /// Supernode to edge: an edge-to-edge packet forwarded from the edge with this tag.
     Relayed = 0x21,
+    /// Edge to supernode: are you there? (liveness, every second or so, much lighter than a registration)
+    SupernodePing = 0x30,
+    /// Supernode to edge: the answer to a ping.
+    SupernodePong = 0x31,
+    /// Supernode to supernode: an edge registered with me (authenticated).
+    FedEdge = 0x38,
+    /// Supernode to supernode: an edge is no longer registered with me (authenticated).
+    FedGone = 0x39,
+    /// Supernode to supernode: my edge asked to punch towards your edge (authenticated).
+    FedPunch = 0x3a,
+    /// Supernode to supernode: an edge-to-edge packet for your edge.
+    FedRelay = 0x3b,
 }
 
 impl MsgType {
@@ -81,6 +93,12 @@ impl MsgType {
             0x15 => UnknownSender,
             0x20 => Relay,
             0x21 => Relayed,
+            0x30 => SupernodePing,
+            0x31 => SupernodePong,
+            0x38 => FedEdge,
+            0x39 => FedGone,
+            0x3a => FedPunch,
+            0x3b => FedRelay,
             _ => return None,
         })
     }
@@ -384,6 +402,49 @@ pub struct PunchRequest {
     pub target: PublicKey,
 }
 
+/// Supernode to edge: answer to [`MsgType::SupernodePing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupernodePong {
+    /// The ping's nonce, echoed.
+    pub nonce: u64,
+    /// The supernode's boot id (as in registration acknowledgements): a new one means it restarted.
+    pub boot_id: u64,
+}
+
+/// Length of the authentication tag of federation control messages.
+pub const FED_TAG_LEN: usize = ADMISSION_TAG_LEN;
+
+/// A federation control message: what one supernode tells the others. Authenticated by an HMAC under
+/// the federation key over the whole encoded message, and ordered by a strictly increasing counter per
+/// sender (wall-clock based, as registrations), so a replay is ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FedMessage {
+    /// An edge is registered with the sender, as the sender sees it. `introduce`: it is new or moved, so
+    /// the receiver introduces it to its own edges of the community, asking both sides to punch.
+    Edge {
+        /// The edge, as a peer info (community, key, MAC, virtual IP, public and local addresses).
+        info: PeerInfo,
+        /// Introduce it now.
+        introduce: bool,
+    },
+    /// An edge expired or was dropped at the sender.
+    Gone {
+        /// Its community.
+        community: CommunityId,
+        /// Its key.
+        key: PublicKey,
+    },
+    /// The sender's edge `from` asked to punch towards the receiver's edge `target`.
+    Punch {
+        /// The community.
+        community: CommunityId,
+        /// The requesting edge (registered with the sender).
+        from: PublicKey,
+        /// The edge registered with the receiver.
+        target: PublicKey,
+    },
+}
+
 /// A decoded datagram. Borrowed variants point into the input buffer: decoding copies only small fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -416,6 +477,34 @@ pub enum Message<'a> {
     Relayed {
         /// The source edge's tag.
         src: PeerTag,
+        /// The edge-to-edge packet, untouched.
+        inner: &'a [u8],
+    },
+    /// A liveness ping with its nonce.
+    SupernodePing(u64),
+    /// See [`SupernodePong`].
+    SupernodePong(SupernodePong),
+    /// A federation control message, not yet authenticated: the receiver checks `tag` over `signed`
+    /// with its federation key, then `counter` against the sender's last.
+    Fed {
+        /// The message.
+        msg: FedMessage,
+        /// The sender's counter.
+        counter: u64,
+        /// The bytes the tag covers.
+        signed: &'a [u8],
+        /// The tag.
+        tag: [u8; FED_TAG_LEN],
+    },
+    /// An edge-to-edge packet relayed between supernodes: from the sender's edge `src` to the receiver's
+    /// edge `dest`, in `community`. Accepted only from a configured federation peer's address.
+    FedRelay {
+        /// The community.
+        community: CommunityId,
+        /// The source edge's tag.
+        src: PeerTag,
+        /// The destination edge's tag.
+        dest: PeerTag,
         /// The edge-to-edge packet, untouched.
         inner: &'a [u8],
     },
@@ -726,6 +815,82 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
             r.finish()?;
             Message::UnknownSender
         }
+        MsgType::SupernodePing => {
+            let nonce = r.u64()?;
+            r.finish()?;
+            Message::SupernodePing(nonce)
+        }
+        MsgType::SupernodePong => {
+            let nonce = r.u64()?;
+            let boot_id = r.u64()?;
+            r.finish()?;
+            Message::SupernodePong(SupernodePong { nonce, boot_id })
+        }
+        MsgType::FedEdge | MsgType::FedGone | MsgType::FedPunch => {
+            if buf.len() < HEADER_LEN + 8 + FED_TAG_LEN {
+                return Err(DecodeError::Truncated);
+            }
+            let (signed, tag) = buf.split_at(buf.len() - FED_TAG_LEN);
+            let mut r = Reader {
+                buf: &signed[HEADER_LEN..],
+            };
+            let counter = r.u64()?;
+            let msg = match t {
+                MsgType::FedEdge => {
+                    let community = CommunityId(r.array()?);
+                    let public_key = PublicKey(r.array()?);
+                    let mac = MacAddr(r.array()?);
+                    let ip = r.ipv4_net()?;
+                    let observed = r.socket_addr()?;
+                    let local_addrs = r.addr_list()?;
+                    let description = r.description()?;
+                    FedMessage::Edge {
+                        info: PeerInfo {
+                            community,
+                            punch: false,
+                            public_key,
+                            mac,
+                            ip,
+                            observed,
+                            local_addrs,
+                            description,
+                        },
+                        introduce: aux & 1 != 0,
+                    }
+                }
+                MsgType::FedGone => FedMessage::Gone {
+                    community: CommunityId(r.array()?),
+                    key: PublicKey(r.array()?),
+                },
+                _ => FedMessage::Punch {
+                    community: CommunityId(r.array()?),
+                    from: PublicKey(r.array()?),
+                    target: PublicKey(r.array()?),
+                },
+            };
+            r.finish()?;
+            Message::Fed {
+                msg,
+                counter,
+                signed,
+                tag: tag.try_into().expect("split at the tag length"),
+            }
+        }
+        MsgType::FedRelay => {
+            let community = CommunityId(r.array()?);
+            let src = PeerTag(r.array()?);
+            let dest = PeerTag(r.array()?);
+            let inner = r.rest();
+            if inner.len() < HEADER_LEN {
+                return Err(DecodeError::Truncated);
+            }
+            Message::FedRelay {
+                community,
+                src,
+                dest,
+                inner,
+            }
+        }
         MsgType::Relay | MsgType::Relayed => {
             let tag = PeerTag(r.array()?);
             let inner = r.rest();
@@ -845,6 +1010,77 @@ pub fn encode_unknown_sender(out: &mut Vec<u8>) {
     Writer { out }.header(MsgType::UnknownSender, 0);
 }
 
+/// Encodes a supernode liveness ping.
+pub fn encode_supernode_ping(nonce: u64, out: &mut Vec<u8>) {
+    let mut w = Writer { out };
+    w.header(MsgType::SupernodePing, 0);
+    w.u64(nonce);
+}
+
+impl SupernodePong {
+    /// Encodes the message.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer { out };
+        w.header(MsgType::SupernodePong, 0);
+        w.u64(self.nonce);
+        w.u64(self.boot_id);
+    }
+}
+
+impl FedMessage {
+    /// Encodes the message with the sender's `counter` and signs it with `key`.
+    pub fn encode(&self, counter: u64, key: &crate::keys::FederationKey, out: &mut Vec<u8>) {
+        let start = out.len();
+        let mut w = Writer { out };
+        match self {
+            FedMessage::Edge { info, introduce } => {
+                w.header(MsgType::FedEdge, *introduce as u8);
+                w.u64(counter);
+                w.bytes(&info.community.0);
+                w.bytes(&info.public_key.0);
+                w.bytes(&info.mac.0);
+                w.ipv4_net(&info.ip);
+                w.socket_addr(&info.observed);
+                w.addr_list(&info.local_addrs);
+                w.description(&info.description);
+            }
+            FedMessage::Gone { community, key } => {
+                w.header(MsgType::FedGone, 0);
+                w.u64(counter);
+                w.bytes(&community.0);
+                w.bytes(&key.0);
+            }
+            FedMessage::Punch {
+                community,
+                from,
+                target,
+            } => {
+                w.header(MsgType::FedPunch, 0);
+                w.u64(counter);
+                w.bytes(&community.0);
+                w.bytes(&from.0);
+                w.bytes(&target.0);
+            }
+        }
+        let tag = key.0.tag(&out[start..]);
+        out.extend_from_slice(&tag);
+    }
+}
+
+/// Encodes the header of a relayed packet between supernodes; the caller appends the inner packet.
+pub fn encode_fed_relay_header(
+    community: CommunityId,
+    src: PeerTag,
+    dest: PeerTag,
+    out: &mut Vec<u8>,
+) {
+    let mut w = Writer { out };
+    w.header(MsgType::FedRelay, 0);
+    w.bytes(&community.0);
+    w.bytes(&src.0);
+    w.bytes(&dest.0);
+}
+
 /// Encodes the relay header; the caller appends the inner packet.
 pub fn encode_relay_header(t: MsgType, tag: PeerTag, out: &mut Vec<u8>) {
     debug_assert!(matches!(t, MsgType::Relay | MsgType::Relayed));
@@ -856,6 +1092,63 @@ pub fn encode_relay_header(t: MsgType, tag: PeerTag, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn federation_messages_round_trip_and_need_the_right_key() {
+        use crate::keys::FederationKey;
+        let key = FederationKey::derive(b"fed secret");
+        let info = PeerInfo {
+            community: CommunityId([1; 8]),
+            punch: false,
+            public_key: PublicKey([2; 32]),
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            ip: Some(Ipv4Net {
+                addr: std::net::Ipv4Addr::new(10, 1, 2, 3),
+                prefix: 24,
+            }),
+            observed: "198.51.100.7:4000".parse().unwrap(),
+            local_addrs: vec!["192.168.1.5:4000".parse().unwrap()],
+            description: "laptop".into(),
+        };
+        let msgs = [
+            FedMessage::Edge {
+                info,
+                introduce: true,
+            },
+            FedMessage::Gone {
+                community: CommunityId([1; 8]),
+                key: PublicKey([3; 32]),
+            },
+            FedMessage::Punch {
+                community: CommunityId([1; 8]),
+                from: PublicKey([3; 32]),
+                target: PublicKey([4; 32]),
+            },
+        ];
+        for (i, m) in msgs.iter().enumerate() {
+            let mut buf = Vec::new();
+            m.encode(1000 + i as u64, &key, &mut buf);
+            let Ok(Message::Fed {
+                msg,
+                counter,
+                signed,
+                tag,
+            }) = decode(&buf)
+            else {
+                panic!("decodes: {m:?}");
+            };
+            assert_eq!(&msg, m);
+            assert_eq!(counter, 1000 + i as u64);
+            assert!(key.0.verify(signed, &tag));
+            assert!(!FederationKey::derive(b"wrong").0.verify(signed, &tag));
+            let mut flipped = buf.clone();
+            flipped[HEADER_LEN + 9] ^= 1;
+            let Ok(Message::Fed { signed, tag, .. }) = decode(&flipped) else {
+                panic!("still decodes");
+            };
+            assert!(!key.0.verify(signed, &tag), "a changed byte fails the tag");
+        }
+    }
 
     fn sample_addrs() -> Vec<SocketAddr> {
         vec![

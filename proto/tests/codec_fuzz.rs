@@ -63,6 +63,22 @@ fn encode(m: &Message) -> Vec<u8> {
             wire::encode_relay_header(MsgType::Relayed, *src, &mut out);
             out.extend_from_slice(inner);
         }
+        Message::SupernodePing(nonce) => wire::encode_supernode_ping(*nonce, &mut out),
+        Message::SupernodePong(p) => p.encode(&mut out),
+        // Signed messages re-encode as what was signed plus the tag (the key is the receiver's business).
+        Message::Fed { signed, tag, .. } => {
+            out.extend_from_slice(signed);
+            out.extend_from_slice(tag);
+        }
+        Message::FedRelay {
+            community,
+            src,
+            dest,
+            inner,
+        } => {
+            wire::encode_fed_relay_header(*community, *src, *dest, &mut out);
+            out.extend_from_slice(inner);
+        }
     }
     out
 }
@@ -495,7 +511,14 @@ fn edge_drops(s: &EdgeStats) -> u64 {
 
 /// Every outcome a supernode counts: each datagram lands in exactly one.
 fn sn_outcomes(s: &SupernodeStats) -> u64 {
-    s.dropped_packets + s.registrations + s.rejected_registrations + s.relayed_packets + s.punches
+    s.dropped_packets
+        + s.registrations
+        + s.rejected_registrations
+        + s.relayed_packets
+        + s.punches
+        + s.pings
+        + s.federation_received
+        + s.federation_rejected
 }
 
 /// Whether an edge may act on `d` from `from` without counting it: a control message from its supernode

@@ -121,6 +121,15 @@ async fn run(
         pool_min: s.pool_min,
         pool_max: s.pool_max,
         boot_id: rand::random(),
+        wall_clock_us: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0),
+        federation: s
+            .federation
+            .as_deref()
+            .map(|f| weft_proto::keys::FederationKey::derive(f.as_bytes())),
+        peers: s.peers.clone(),
         ..SupernodeConfig::default()
     };
     let mut sn = Supernode::new(cfg, Instant::now(), leases);

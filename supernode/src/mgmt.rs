@@ -22,6 +22,7 @@ pub struct Snapshot {
     communities: Vec<(String, Option<String>, usize)>,
     edges: Vec<(EdgeRecord, String)>,
     last_registration: Option<Instant>,
+    peers: Vec<weft_proto::supernode::FedPeerStatus>,
 }
 
 impl Snapshot {
@@ -35,6 +36,7 @@ impl Snapshot {
         Snapshot {
             now: Instant::now(),
             stats: sn.stats(),
+            peers: sn.federation_peers(),
             communities: sn
                 .communities()
                 .into_iter()
@@ -96,6 +98,10 @@ fn stats_json(st: &SupernodeStats) -> Value {
         "rejected_registrations": st.rejected_registrations,
         "dropped_packets": st.dropped_packets,
         "punches": st.punches,
+        "pings": st.pings,
+        "federation_sent": st.federation_sent,
+        "federation_received": st.federation_received,
+        "federation_rejected": st.federation_rejected,
     })
 }
 
@@ -152,6 +158,18 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         "Hole punches coordinated.",
         st.punches,
     );
+    m.family(
+        "weft_federation_messages_total",
+        Kind::Counter,
+        "Federation control messages: sent, received (authenticated), rejected (bad secret, unknown peer, replay).",
+    );
+    for (outcome, n) in [
+        ("sent", st.federation_sent),
+        ("received", st.federation_received),
+        ("rejected", st.federation_rejected),
+    ] {
+        m.sample("weft_federation_messages_total", &[("outcome", outcome)], n);
+    }
     m.family(
         "weft_dropped_packets_total",
         Kind::Counter,
@@ -227,10 +245,26 @@ pub fn module(ctx: Arc<Context>) -> anyhow::Result<RpcModule<Arc<Context>>> {
             .collect();
         Ok::<Value, ErrorObjectOwned>(Value::Array(list))
     })?;
-    m.register_method("get_supernodes", |params, _, _| {
-        // Federation peers arrive with the federation issue; until then there are none.
-        Page::from_params(&params)?;
-        Ok::<Value, ErrorObjectOwned>(json!([]))
+    m.register_async_method("get_supernodes", |params, ctx, _| async move {
+        let page = Page::from_params(&params)?;
+        let s = ctx.snapshot().await?;
+        let up_within = weft_proto::supernode::SYNC_INTERVAL * 3;
+        let list: Vec<Value> = page
+            .apply(&s.peers)
+            .iter()
+            .map(|p| {
+                let up = p
+                    .last_heard
+                    .is_some_and(|t| s.now.saturating_duration_since(t) < up_within);
+                json!({
+                    "addr": p.addr.to_string(),
+                    "state": if up { "up" } else if p.last_heard.is_some() { "down" } else { "unknown" },
+                    "last_seen_ms": p.last_heard.map(|t| s.now.saturating_duration_since(t).as_millis() as u64),
+                    "edges": p.edges,
+                })
+            })
+            .collect();
+        Ok::<Value, ErrorObjectOwned>(Value::Array(list))
     })?;
     m.register_async_method("get_packetstats", |_, ctx, _| async move {
         let s = ctx.snapshot().await?;

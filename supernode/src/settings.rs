@@ -23,6 +23,9 @@ pub struct Settings {
     pub community_file: Option<PathBuf>,
     pub pool_min: Ipv4Addr,
     pub pool_max: Ipv4Addr,
+    /// Federation peers (resolved at start) and secret.
+    pub peers: Vec<SocketAddr>,
+    pub federation: Option<String>,
     /// `[daemon]` and `[logging]`.
     pub common: Common,
     /// `[management]`.
@@ -38,7 +41,24 @@ impl Settings {
         if u32::from(pool_max) < u32::from(pool_min) {
             return Err(cfg.invalid("supernode", "auto_ip_max", "is below auto_ip_min"));
         }
+        let mut peers = Vec::new();
+        for name in cfg.parse_all::<String>("supernode", "peer")? {
+            peers.push(resolve_peer(&name).map_err(|why| cfg.invalid("supernode", "peer", &why))?);
+        }
+        let federation: Option<String> = cfg
+            .parse("supernode", "federation")?
+            .or_else(|| std::env::var("WEFT_FEDERATION").ok())
+            .filter(|s: &String| !s.is_empty());
+        if !peers.is_empty() && federation.is_none() {
+            return Err(cfg.invalid(
+                "supernode",
+                "peer",
+                "needs a federation secret ([supernode] federation or WEFT_FEDERATION)",
+            ));
+        }
         Ok(Settings {
+            peers,
+            federation,
             bind: cfg.require("connection", "bind")?,
             community_file: cfg.parse("supernode", "community_file")?,
             pool_min,
@@ -48,6 +68,28 @@ impl Settings {
             session,
         })
     }
+}
+
+/// Resolves `host[:port]` (port 7700 when omitted) once, at start.
+fn resolve_peer(name: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = name.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let with_port = match name.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => name.to_string(),
+        _ => format!("{name}:7700"),
+    };
+    let addrs: Vec<SocketAddr> = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{name}': {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("'{name}' resolves to no address"))
 }
 
 #[cfg(test)]

@@ -45,6 +45,11 @@ pub struct Timers {
     pub reject_after_time: Duration,
     /// Learned MAC addresses are forgotten after this long without a frame from them.
     pub mac_ageing: Duration,
+    /// Liveness ping to each registered supernode (tiny; answered only for a current registration).
+    pub supernode_ping: Duration,
+    /// A supernode silent (no acknowledgement, no pong) for this long is lost: the edge switches to
+    /// another one at once.
+    pub supernode_dead: Duration,
 }
 
 impl Default for Timers {
@@ -62,6 +67,8 @@ impl Default for Timers {
             rekey_after_time: Duration::from_secs(120),
             reject_after_time: Duration::from_secs(180),
             mac_ageing: Duration::from_secs(300),
+            supernode_ping: Duration::from_secs(1),
+            supernode_dead: Duration::from_millis(3500),
         }
     }
 }

@@ -66,6 +66,13 @@ pub enum Event {
         /// Why.
         reason: NakReason,
     },
+    /// The supernode in use changed (the previous one was lost, or another is much closer).
+    SupernodeChanged {
+        /// The previous one.
+        from: Option<SocketAddr>,
+        /// The one in use now.
+        to: SocketAddr,
+    },
     /// The supernode assigned (or changed) our virtual address.
     AddressAssigned(Ipv4Net),
     /// A session with a peer is established.
@@ -181,8 +188,10 @@ pub struct SupernodeStatus {
     pub last_ack: Option<Instant>,
     /// Whether it refused our last registration.
     pub refused: bool,
-    /// Round-trip time of the last acknowledged registration.
+    /// Round-trip time of the last acknowledged registration or ping.
     pub rtt: Option<Duration>,
+    /// Whether it is the one in use for relaying and punching.
+    pub active: bool,
 }
 
 struct SupernodeLink {
@@ -199,6 +208,11 @@ struct SupernodeLink {
     /// Ask for the full peer list on the next registration.
     want_peers: bool,
     last_unknown_sender: Option<Instant>,
+    /// Last acknowledgement or pong.
+    last_heard: Option<Instant>,
+    next_ping: Instant,
+    /// Nonce and send time of the last ping.
+    ping: Option<(u64, Instant)>,
 }
 
 /// The edge state machine. See the module documentation.
@@ -209,6 +223,8 @@ pub struct Edge {
     wall_start_us: u64,
     last_stamp: u64,
     supernodes: Vec<SupernodeLink>,
+    /// The supernode in use for relaying and punch requests (we stay registered with all of them).
+    active: Option<usize>,
     assigned_ip: Option<Ipv4Net>,
     observed: Option<SocketAddr>,
     /// Ordered, because it is iterated (timers, floods) and the order decides which peer gets which random
@@ -249,6 +265,9 @@ impl Edge {
                 boot_id: None,
                 want_peers: true,
                 last_unknown_sender: None,
+                last_heard: None,
+                next_ping: now,
+                ping: None,
             })
             .collect();
         Edge {
@@ -257,6 +276,7 @@ impl Edge {
             wall_start_us: wall_clock_us,
             last_stamp: 0,
             supernodes,
+            active: None,
             assigned_ip: None,
             observed: None,
             peers: BTreeMap::new(),
@@ -321,8 +341,8 @@ impl Edge {
         let mut next = self.next_mac_sweep;
         for sn in &self.supernodes {
             next = next.min(sn.next_register);
-            if let (true, Some(ack)) = (sn.registered, sn.last_ack) {
-                next = next.min(ack + t.register_interval * 3);
+            if let (true, Some(heard)) = (sn.registered, sn.last_heard) {
+                next = next.min(heard + t.supernode_dead).min(sn.next_ping);
             }
         }
         for p in self.peers.values() {
@@ -366,12 +386,14 @@ impl Edge {
     pub fn supernodes(&self) -> Vec<SupernodeStatus> {
         self.supernodes
             .iter()
-            .map(|s| SupernodeStatus {
+            .enumerate()
+            .map(|(i, s)| SupernodeStatus {
                 addr: s.addr,
                 registered: s.registered,
-                last_ack: s.last_ack,
+                last_ack: s.last_heard.or(s.last_ack),
                 refused: s.refused,
                 rtt: s.rtt,
+                active: self.active == Some(i),
             })
             .collect()
     }
@@ -457,13 +479,55 @@ impl Edge {
         self.stats.tx_bytes += payload.len() as u64;
     }
 
-    /// The supernode to relay through: the first registered one, else the first configured.
+    /// The supernode to relay through: the active one, else the first configured (to reach anyone at all
+    /// before a registration is acknowledged).
     fn relay_supernode(&self) -> Option<SocketAddr> {
-        self.supernodes
-            .iter()
-            .find(|s| s.registered)
+        self.active
+            .and_then(|i| self.supernodes.get(i))
             .or(self.supernodes.first())
             .map(|s| s.addr)
+    }
+
+    /// Picks the supernode in use: keeps the current one while it is registered, unless another is much
+    /// closer (less than half its RTT, and 5 ms less: a flapping choice would move relayed peers back
+    /// and forth); else the registered one with the lowest RTT. Relayed peers follow at once.
+    fn choose_active(&mut self) {
+        let rtt = |s: &SupernodeLink| s.rtt.unwrap_or(Duration::from_secs(10));
+        let best = (0..self.supernodes.len())
+            .filter(|&i| self.supernodes[i].registered)
+            .min_by_key(|&i| (rtt(&self.supernodes[i]), i));
+        let keep = self.active.filter(|&i| {
+            let cur = &self.supernodes[i];
+            cur.registered
+                && best.is_none_or(|b| {
+                    let b = rtt(&self.supernodes[b]);
+                    !(b * 2 < rtt(cur) && b + Duration::from_millis(5) < rtt(cur))
+                })
+        });
+        let next = keep.or(best);
+        if next == self.active || next.is_none() {
+            return;
+        }
+        let from = self.active.map(|i| self.supernodes[i].addr);
+        self.active = next;
+        let to = self.supernodes[next.expect("checked")].addr;
+        if from.is_some() {
+            self.events.push_back(Event::SupernodeChanged { from, to });
+        }
+        let moved: Vec<PublicKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| matches!(p.path, Path::Relayed(_)))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in moved {
+            let p = self.peers.get_mut(&k).expect("listed");
+            p.path = Path::Relayed(to);
+            self.events.push_back(Event::PathChanged {
+                peer: k,
+                path: Path::Relayed(to),
+            });
+        }
     }
 
     /// Where a packet on `path` goes: the peer itself, or the relaying supernode.
@@ -1035,6 +1099,10 @@ impl Edge {
                 link.registered = true;
                 link.refused = false;
                 link.last_ack = Some(now);
+                link.last_heard = Some(now);
+                if !was {
+                    link.next_ping = now + self.cfg.timers.supernode_ping;
+                }
                 if let Some((c, sent)) = link.last_sent {
                     if c == ack.counter {
                         link.rtt = Some(now.saturating_duration_since(sent));
@@ -1055,6 +1123,7 @@ impl Edge {
                     });
                 }
                 self.observed = Some(ack.observed);
+                self.choose_active();
                 if self.cfg.address == AddressMode::Auto {
                     if let Some(ip) = ack.assigned_ip {
                         if self.assigned_ip != Some(ip) {
@@ -1088,6 +1157,10 @@ impl Edge {
                     supernode: link.addr,
                     reason: nak.reason,
                 });
+                if self.active == Some(sn) {
+                    self.active = None;
+                    self.choose_active();
+                }
             }
             Message::PeerInfo(info) => {
                 if info.community != community {
@@ -1130,6 +1203,27 @@ impl Edge {
                 if p.current.is_none() && p.pending.is_none() {
                     self.initiate(&info.public_key, now);
                 }
+            }
+            Message::SupernodePong(pong) => {
+                let link = &mut self.supernodes[sn];
+                let Some((nonce, sent)) = link.ping else {
+                    self.stats.dropped_not_from_supernode += 1;
+                    return;
+                };
+                if pong.nonce != nonce {
+                    self.stats.dropped_not_from_supernode += 1;
+                    return;
+                }
+                link.ping = None;
+                link.last_heard = Some(now);
+                link.rtt = Some(now.saturating_duration_since(sent));
+                if link.boot_id.is_some_and(|b| b != pong.boot_id) {
+                    // Restarted (and it already has our registration again from someone? no: from an
+                    // address reuse); register now to be sure it has everything.
+                    link.next_register = now;
+                    link.want_peers = true;
+                }
+                self.choose_active();
             }
             Message::UnknownSender => {
                 // The supernode lost our registration (it restarted): register again now, at most once a second.
@@ -1263,14 +1357,32 @@ impl Edge {
     pub fn handle_timeout(&mut self, now: Instant) {
         // Supernodes.
         let interval = self.cfg.timers.register_interval;
+        let (ping_every, dead) = (
+            self.cfg.timers.supernode_ping,
+            self.cfg.timers.supernode_dead,
+        );
         for i in 0..self.supernodes.len() {
             let link = &mut self.supernodes[i];
-            if link.registered && link.last_ack.is_some_and(|a| now >= a + interval * 3) {
+            if link.registered && link.last_heard.is_some_and(|a| now >= a + dead) {
                 link.registered = false;
                 link.want_peers = true;
+                link.next_register = now;
+                link.retry = self.cfg.timers.register_retry;
                 let addr = link.addr;
                 self.events
                     .push_back(Event::RegistrationLost { supernode: addr });
+                self.choose_active();
+            }
+            let link = &mut self.supernodes[i];
+            if link.registered && now >= link.next_ping {
+                link.next_ping = now + ping_every;
+                let nonce = self.rng.next_u64();
+                let link = &mut self.supernodes[i];
+                link.ping = Some((nonce, now));
+                let addr = link.addr;
+                let mut buf = Vec::with_capacity(12);
+                wire::encode_supernode_ping(nonce, &mut buf);
+                self.push_transmit(addr, buf);
             }
             let link = &mut self.supernodes[i];
             if now >= link.next_register {
@@ -1401,12 +1513,7 @@ impl Edge {
 
     /// Asks the supernode to have the peer and us probe each other at the same moment.
     fn request_punch(&mut self, key: &PublicKey) {
-        let Some(sn) = self
-            .supernodes
-            .iter()
-            .find(|s| s.registered)
-            .map(|s| s.addr)
-        else {
+        let Some(sn) = self.active.map(|i| self.supernodes[i].addr) else {
             return;
         };
         let mut buf = Vec::new();

@@ -9,15 +9,17 @@
 //! Relaying is not open: a relay request is only served when it comes from the address of a current
 //! registration, and only towards an edge of the same community.
 
+mod federation;
 mod leases;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+pub use federation::{FedPeerStatus, RemoteEdge, SYNC_INTERVAL};
 pub use leases::{Lease, Leases};
 
-use crate::keys::{AdmissionKey, CommunityId, PeerTag, PublicKey};
+use crate::keys::{AdmissionKey, CommunityId, FederationKey, PeerTag, PublicKey};
 use crate::queue::PacketQueue;
 use crate::wire::{
     self, Ipv4Net, MacAddr, Message, MsgType, NakReason, PeerInfo, Register, RegisterAck,
@@ -64,6 +66,13 @@ pub struct SupernodeConfig {
     pub max_communities: usize,
     /// Random per start; tells edges the supernode restarted.
     pub boot_id: u64,
+    /// Wall-clock microseconds at start: federation counters build on it, so they keep growing across
+    /// restarts.
+    pub wall_clock_us: u64,
+    /// The federation key (from `supernode.federation`); none: not federated.
+    pub federation: Option<FederationKey>,
+    /// The other supernodes of the federation (every one of them: see the federation module).
+    pub peers: Vec<SocketAddr>,
 }
 
 impl Default for SupernodeConfig {
@@ -77,6 +86,9 @@ impl Default for SupernodeConfig {
             max_edges: 100_000,
             max_communities: 10_000,
             boot_id: 0,
+            wall_clock_us: 0,
+            federation: None,
+            peers: Vec::new(),
         }
     }
 }
@@ -128,6 +140,14 @@ pub struct SupernodeStats {
     pub dropped_packets: u64,
     /// Punch coordinations performed.
     pub punches: u64,
+    /// Liveness pings answered.
+    pub pings: u64,
+    /// Federation control messages sent to peers.
+    pub federation_sent: u64,
+    /// Federation control messages accepted from peers.
+    pub federation_received: u64,
+    /// Federation messages dropped: bad authentication, not from a configured peer, or replayed.
+    pub federation_rejected: u64,
 }
 
 /// One registered edge as the status API shows it.
@@ -173,6 +193,8 @@ pub struct Supernode {
     events: VecDeque<SupernodeEvent>,
     stats: SupernodeStats,
     last_registration: Option<Instant>,
+    start: Instant,
+    fed: federation::FederationState,
 }
 
 const MAX_OUTPUT_QUEUE: usize = 65536;
@@ -192,6 +214,8 @@ impl Supernode {
             events: VecDeque::new(),
             stats: SupernodeStats::default(),
             last_registration: None,
+            start: now,
+            fed: Default::default(),
             cfg,
         }
     }
@@ -287,10 +311,41 @@ impl Supernode {
         };
         match msg {
             Message::Register(reg) => self.on_register(now, from, reg, data),
-            Message::PunchRequest(p) => self.on_punch_request(from, p),
+            Message::PunchRequest(p) => self.on_punch_request(now, from, p),
             Message::Relay { dest, inner } => self.on_relay(from, dest, inner),
+            Message::SupernodePing(nonce) => self.on_ping(from, nonce),
+            Message::Fed {
+                msg,
+                counter,
+                signed,
+                tag,
+            } => self.on_fed(now, from, msg, counter, signed, &tag),
+            Message::FedRelay {
+                community,
+                src,
+                dest,
+                inner,
+            } => self.on_fed_relay(from, community, src, dest, inner),
             _ => self.stats.dropped_packets += 1,
         }
+    }
+
+    /// Liveness: registered edges get a pong, anyone else hears that they are not registered (so an edge
+    /// notices a restart of ours within one ping).
+    fn on_ping(&mut self, from: SocketAddr, nonce: u64) {
+        let mut buf = Vec::new();
+        if self.by_addr.contains_key(&from) {
+            self.stats.pings += 1;
+            wire::SupernodePong {
+                nonce,
+                boot_id: self.cfg.boot_id,
+            }
+            .encode(&mut buf);
+        } else {
+            self.stats.dropped_packets += 1;
+            wire::encode_unknown_sender(&mut buf);
+        }
+        self.push(from, buf);
     }
 
     fn nak(&mut self, from: SocketAddr, reg: &Register, reason: NakReason) {
@@ -412,6 +467,14 @@ impl Supernode {
             // Introduce the newcomer and everyone else to each other, at the same moment: both sides start
             // handshaking and probing together, which is what opens both NATs.
             self.introduce_all(reg.community, reg.public_key, true);
+            if let Some(e) = self
+                .communities
+                .get(&reg.community)
+                .and_then(|c| c.edges.get(&reg.public_key))
+                .cloned()
+            {
+                self.announce_edge(now, &e, true);
+            }
         } else if reg.wants_peers {
             self.introduce_all(reg.community, reg.public_key, false);
         }
@@ -436,6 +499,11 @@ impl Supernode {
                 out.push((other.addr, peer_info(me, true)));
             }
         }
+        // Edges registered with other supernodes of the federation (they hear of this one from there).
+        for mut info in self.remote_edges(community, key) {
+            info.punch = mutual;
+            out.push((me.addr, info));
+        }
         for (dest, info) in out {
             let mut buf = Vec::new();
             info.encode(&mut buf);
@@ -443,7 +511,7 @@ impl Supernode {
         }
     }
 
-    fn on_punch_request(&mut self, from: SocketAddr, req: wire::PunchRequest) {
+    fn on_punch_request(&mut self, now: Instant, from: SocketAddr, req: wire::PunchRequest) {
         if self.by_addr.get(&from) != Some(&(req.community, req.from)) {
             self.stats.dropped_packets += 1;
             return;
@@ -452,7 +520,9 @@ impl Supernode {
             return;
         };
         let (Some(a), Some(b)) = (c.edges.get(&req.from), c.edges.get(&req.target)) else {
-            self.stats.dropped_packets += 1;
+            if !self.punch_remote(now, from, req.community, req.from, req.target) {
+                self.stats.dropped_packets += 1;
+            }
             return;
         };
         let msgs = [(a.addr, peer_info(b, true)), (b.addr, peer_info(a, true))];
@@ -479,7 +549,9 @@ impl Supernode {
             .and_then(|c| c.by_tag.get(&dest).and_then(|k| c.edges.get(k)))
             .map(|e| e.addr)
         else {
-            self.stats.dropped_packets += 1;
+            if !self.relay_remote(community, src, dest, inner) {
+                self.stats.dropped_packets += 1;
+            }
             return;
         };
         if to.port() == 0 || to == from {
@@ -513,6 +585,7 @@ impl Supernode {
             });
         }
         for (community, edge, addr) in gone {
+            self.announce_gone(now, community, edge);
             self.total_edges -= 1;
             if self.by_addr.get(&addr) == Some(&(community, edge)) {
                 self.by_addr.remove(&addr);
@@ -524,6 +597,7 @@ impl Supernode {
                 .push_back(SupernodeEvent::EdgeExpired { community, edge });
         }
         self.communities.retain(|_, c| !c.edges.is_empty());
+        self.federation_timers(now);
     }
 }
 

@@ -1,0 +1,404 @@
+//! Federation: several supernodes serving one network, so that none is a single point of failure.
+//!
+//! Each supernode tells every configured peer which edges are registered with it (on every new or moved
+//! registration at once, and all of them every [`SYNC_INTERVAL`]), and that an edge is gone. A supernode
+//! introduces the edges it learns from a peer to its own edges of the same community exactly as it
+//! introduces its own (peer info with the punch flag to both sides: the peer does the mirror half), so
+//! edges registered with different supernodes find each other, punch and go direct. Punch requests and
+//! relayed packets for an edge registered elsewhere are handed to that edge's supernode.
+//!
+//! No loops and no amplification: a supernode only ever sends what it originates about its *own* edges,
+//! or a packet for the receiver's own edge; nothing received from a peer is forwarded to another peer, so
+//! every message crosses at most one federation link. That needs every supernode to list every other one
+//! (a full mesh of peers), which is how the daemon documents `supernode.peer`.
+//!
+//! Control messages are authenticated with the federation key and ordered by a per-sender counter; one
+//! with a bad tag, from an address that is not a configured peer, or replayed is dropped and counted
+//! (`federation_rejected`). Relayed packets are not tagged (they are sealed end to end already, and an HMAC
+//! per packet would cost the relay path); they are accepted only from a configured peer's address and only
+//! for an edge registered here.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{peer_info, EdgeRecord, Supernode};
+use crate::keys::{CommunityId, PeerTag, PublicKey};
+use crate::wire::{self, FedMessage, MsgType, PeerInfo};
+
+/// How often every local edge is announced to every peer again (keeps the peers' records alive and
+/// repairs anything a lost datagram left out).
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// An edge registered with another supernode of the federation.
+#[derive(Debug, Clone)]
+pub struct RemoteEdge {
+    /// The edge as that supernode sees it.
+    pub info: PeerInfo,
+    /// The supernode it is registered with.
+    pub via: SocketAddr,
+    /// When we last heard of it.
+    pub last_seen: Instant,
+}
+
+/// The federation side of a supernode's state.
+#[derive(Default)]
+pub(super) struct FederationState {
+    /// Remote edges by community, then key.
+    pub remote: BTreeMap<CommunityId, BTreeMap<PublicKey, RemoteEdge>>,
+    /// Last counter accepted from each peer.
+    pub last_counter: BTreeMap<SocketAddr, u64>,
+    /// Our last counter sent.
+    pub counter: u64,
+    /// Next full announcement.
+    pub next_sync: Option<Instant>,
+    /// When each peer was last heard from (an authenticated control message).
+    pub last_heard: BTreeMap<SocketAddr, Instant>,
+}
+
+/// A federation peer as the status API shows it.
+#[derive(Debug, Clone)]
+pub struct FedPeerStatus {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// When it was last heard from.
+    pub last_heard: Option<Instant>,
+    /// Edges registered with it that it told us about.
+    pub edges: usize,
+}
+
+impl Supernode {
+    fn federated(&self) -> bool {
+        self.cfg.federation.is_some() && !self.cfg.peers.is_empty()
+    }
+
+    /// The next counter: wall-clock microseconds (given at start) plus time since, strictly increasing, so
+    /// it keeps growing across restarts as the peers' replay check needs.
+    fn next_fed_counter(&mut self, now: Instant) -> u64 {
+        let c =
+            self.cfg.wall_clock_us + now.saturating_duration_since(self.start).as_micros() as u64;
+        self.fed.counter = c.max(self.fed.counter + 1);
+        self.fed.counter
+    }
+
+    fn send_fed(&mut self, now: Instant, to: SocketAddr, msg: &FedMessage) {
+        let Some(key) = self.cfg.federation.clone() else {
+            return;
+        };
+        let counter = self.next_fed_counter(now);
+        let mut buf = Vec::with_capacity(160);
+        msg.encode(counter, &key, &mut buf);
+        self.stats.federation_sent += 1;
+        self.push(to, buf);
+    }
+
+    fn broadcast_fed(&mut self, now: Instant, msg: &FedMessage) {
+        for peer in self.cfg.peers.clone() {
+            self.send_fed(now, peer, msg);
+        }
+    }
+
+    /// Tells the peers about a local edge (at once when it is new or moved: `introduce`).
+    pub(super) fn announce_edge(&mut self, now: Instant, e: &EdgeRecord, introduce: bool) {
+        if self.federated() {
+            let msg = FedMessage::Edge {
+                info: peer_info(e, false),
+                introduce,
+            };
+            self.broadcast_fed(now, &msg);
+        }
+    }
+
+    /// Tells the peers that a local edge is gone.
+    pub(super) fn announce_gone(&mut self, now: Instant, community: CommunityId, key: PublicKey) {
+        if self.federated() {
+            self.broadcast_fed(now, &FedMessage::Gone { community, key });
+        }
+    }
+
+    /// Remote edges of `community` other than `except` that are not also registered here.
+    pub(super) fn remote_edges(&self, community: CommunityId, except: PublicKey) -> Vec<PeerInfo> {
+        let local = self.communities.get(&community);
+        self.fed
+            .remote
+            .get(&community)
+            .map(|m| {
+                m.values()
+                    .filter(|r| r.info.public_key != except)
+                    .filter(|r| local.is_none_or(|c| !c.edges.contains_key(&r.info.public_key)))
+                    .map(|r| r.info.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A remote edge by key.
+    pub(super) fn remote_edge(
+        &self,
+        community: CommunityId,
+        key: &PublicKey,
+    ) -> Option<&RemoteEdge> {
+        self.fed.remote.get(&community)?.get(key)
+    }
+
+    /// A remote edge by tag.
+    fn remote_by_tag(&self, community: CommunityId, tag: PeerTag) -> Option<&RemoteEdge> {
+        self.fed
+            .remote
+            .get(&community)?
+            .values()
+            .find(|r| r.info.public_key.tag() == tag)
+    }
+
+    /// Hands a punch request for a remote edge to its supernode, and tells our edge about it.
+    pub(super) fn punch_remote(
+        &mut self,
+        now: Instant,
+        requester: SocketAddr,
+        community: CommunityId,
+        from: PublicKey,
+        target: PublicKey,
+    ) -> bool {
+        let Some(r) = self.remote_edge(community, &target) else {
+            return false;
+        };
+        let (via, mut info) = (r.via, r.info.clone());
+        info.punch = true;
+        let mut buf = Vec::new();
+        info.encode(&mut buf);
+        self.push(requester, buf);
+        self.stats.punches += 1;
+        self.send_fed(
+            now,
+            via,
+            &FedMessage::Punch {
+                community,
+                from,
+                target,
+            },
+        );
+        true
+    }
+
+    /// Relays a packet from a local edge to a remote one through its supernode.
+    pub(super) fn relay_remote(
+        &mut self,
+        community: CommunityId,
+        src: PublicKey,
+        dest: PeerTag,
+        inner: &[u8],
+    ) -> bool {
+        let Some(via) = self.remote_by_tag(community, dest).map(|r| r.via) else {
+            return false;
+        };
+        self.transmits.push_with(via, |buf| {
+            wire::encode_fed_relay_header(community, src.tag(), dest, buf);
+            buf.extend_from_slice(inner);
+        });
+        self.stats.relayed_packets += 1;
+        self.stats.relayed_bytes += inner.len() as u64;
+        true
+    }
+
+    /// A relayed packet from a peer for one of our edges.
+    pub(super) fn on_fed_relay(
+        &mut self,
+        from: SocketAddr,
+        community: CommunityId,
+        src: PeerTag,
+        dest: PeerTag,
+        inner: &[u8],
+    ) {
+        if !self.cfg.peers.contains(&from) || self.cfg.federation.is_none() {
+            self.stats.federation_rejected += 1;
+            return;
+        }
+        let to = self
+            .communities
+            .get(&community)
+            .and_then(|c| c.by_tag.get(&dest).and_then(|k| c.edges.get(k)))
+            .map(|e| e.addr);
+        let Some(to) = to.filter(|a| a.port() != 0) else {
+            self.stats.dropped_packets += 1;
+            return;
+        };
+        self.transmits.push_with(to, |buf| {
+            wire::encode_relay_header(MsgType::Relayed, src, buf);
+            buf.extend_from_slice(inner);
+        });
+        self.stats.relayed_packets += 1;
+        self.stats.relayed_bytes += inner.len() as u64;
+    }
+
+    /// An authenticated-to-be federation control message.
+    pub(super) fn on_fed(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: FedMessage,
+        counter: u64,
+        signed: &[u8],
+        tag: &[u8; wire::FED_TAG_LEN],
+    ) {
+        let ok = self.cfg.peers.contains(&from)
+            && self
+                .cfg
+                .federation
+                .as_ref()
+                .is_some_and(|k| k.0.verify(signed, tag))
+            && self
+                .fed
+                .last_counter
+                .get(&from)
+                .is_none_or(|&c| counter > c);
+        if !ok {
+            self.stats.federation_rejected += 1;
+            return;
+        }
+        let first_contact = self.fed.last_counter.insert(from, counter).is_none();
+        self.fed.last_heard.insert(from, now);
+        self.stats.federation_received += 1;
+        if first_contact {
+            // A peer we had not heard from (it started, or we did): tell it everything we have now.
+            self.sync_to(now, from);
+        }
+        match msg {
+            FedMessage::Edge { info, introduce } => self.on_fed_edge(now, from, info, introduce),
+            FedMessage::Gone { community, key } => {
+                if let Some(m) = self.fed.remote.get_mut(&community) {
+                    if m.get(&key).is_some_and(|r| r.via == from) {
+                        m.remove(&key);
+                    }
+                }
+            }
+            FedMessage::Punch {
+                community,
+                from: requester,
+                target,
+            } => {
+                let target_addr = self
+                    .communities
+                    .get(&community)
+                    .and_then(|c| c.edges.get(&target))
+                    .map(|e| e.addr);
+                let info = self
+                    .remote_edge(community, &requester)
+                    .map(|r| r.info.clone());
+                if let (Some(addr), Some(mut info)) = (target_addr, info) {
+                    info.punch = true;
+                    let mut buf = Vec::new();
+                    info.encode(&mut buf);
+                    self.push(addr, buf);
+                }
+            }
+        }
+    }
+
+    fn on_fed_edge(&mut self, now: Instant, via: SocketAddr, info: PeerInfo, introduce: bool) {
+        let community = info.community;
+        let key = info.public_key;
+        let m = self.fed.remote.entry(community).or_default();
+        let changed = m.get(&key).is_none_or(|r| {
+            r.via != via
+                || r.info.observed != info.observed
+                || r.info.local_addrs != info.local_addrs
+        });
+        m.insert(
+            key,
+            RemoteEdge {
+                info: info.clone(),
+                via,
+                last_seen: now,
+            },
+        );
+        let registered_here = self
+            .communities
+            .get(&community)
+            .is_some_and(|c| c.edges.contains_key(&key));
+        if !(introduce || changed) || registered_here {
+            return;
+        }
+        // Introduce it to our edges of the community, asking them to punch; its own supernode introduces
+        // ours to it (it knows them from our announcements) at the same moment.
+        let locals: Vec<SocketAddr> = self
+            .communities
+            .get(&community)
+            .map(|c| {
+                c.edges
+                    .values()
+                    .filter(|e| e.addr.port() != 0)
+                    .map(|e| e.addr)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut info = info;
+        info.punch = true;
+        for addr in locals {
+            let mut buf = Vec::new();
+            info.encode(&mut buf);
+            self.push(addr, buf);
+        }
+    }
+
+    /// Announces every local edge to `peer`.
+    fn sync_to(&mut self, now: Instant, peer: SocketAddr) {
+        let all: Vec<EdgeRecord> = self
+            .communities
+            .values()
+            .flat_map(|c| c.edges.values().filter(|e| e.addr.port() != 0).cloned())
+            .collect();
+        for e in all {
+            let msg = FedMessage::Edge {
+                info: peer_info(&e, false),
+                introduce: false,
+            };
+            self.send_fed(now, peer, &msg);
+        }
+    }
+
+    /// Periodic work: announce everything again, forget remote edges nobody announced for a while.
+    pub(super) fn federation_timers(&mut self, now: Instant) {
+        if !self.federated() {
+            return;
+        }
+        let due = self.fed.next_sync.is_none_or(|t| now >= t);
+        if due {
+            self.fed.next_sync = Some(now + SYNC_INTERVAL);
+            for peer in self.cfg.peers.clone() {
+                self.sync_to(now, peer);
+            }
+        }
+        let expiry = self.cfg.edge_expiry;
+        for m in self.fed.remote.values_mut() {
+            m.retain(|_, r| now.saturating_duration_since(r.last_seen) < expiry);
+        }
+        self.fed.remote.retain(|_, m| !m.is_empty());
+    }
+
+    /// The configured federation peers, for the status API.
+    pub fn federation_peers(&self) -> Vec<FedPeerStatus> {
+        self.cfg
+            .peers
+            .iter()
+            .map(|&addr| FedPeerStatus {
+                addr,
+                last_heard: self.fed.last_heard.get(&addr).copied(),
+                edges: self
+                    .fed
+                    .remote
+                    .values()
+                    .map(|m| m.values().filter(|r| r.via == addr).count())
+                    .sum(),
+            })
+            .collect()
+    }
+
+    /// Every remote edge, for the status API.
+    pub fn remote_edges_all(&self) -> Vec<RemoteEdge> {
+        self.fed
+            .remote
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect()
+    }
+}
