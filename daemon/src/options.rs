@@ -9,7 +9,7 @@ pub const EDGE_OPTIONS: &[OptionSpec] = &[
         OptionSpec::new("community", "name", "Name of the community (the virtual Ethernet segment) to join. Required."),
         OptionSpec::new("community", "key", "The community secret. Also read from the environment variable WEFT_KEY, or from key_file.").secret(),
         OptionSpec::new("community", "key_file", "A file whose first line is the community secret."),
-        OptionSpec::new("community", "supernode", "A supernode to register with, as host:port (port 7700 when omitted). Repeatable; at least one is required.").repeatable(),
+        OptionSpec::new("community", "supernode", "A supernode to register with, as host:port (port 7700 when omitted). Repeatable; at least one is required. With several, the edge stays registered with all of them, relays through the closest and moves to another within about 4 s when it stops answering (supernodes serving one network federate: see the supernode's peer and federation options).").repeatable(),
         OptionSpec::new("tuntap", "name", "Name of the TAP device. Default: weft-<session>, cut to 15 characters."),
         OptionSpec::new("tuntap", "address", "The virtual IPv4 address with prefix length, e.g. 10.0.0.1/24 (address_mode=static)."),
         OptionSpec::new("tuntap", "address_mode", "static: use address; auto: the supernode assigns one; dhcp: the device comes up without an IPv4 address for a DHCP client. Default: static when address is set, else auto."),

@@ -131,6 +131,13 @@ fn c_ip(r: &Map<String, Value>) -> String {
 fn c_mac(r: &Map<String, Value>) -> String {
     text(r.get("mac"))
 }
+fn c_active(r: &Map<String, Value>) -> String {
+    if r.get("active").and_then(Value::as_bool) == Some(true) {
+        "yes".to_owned()
+    } else {
+        String::new()
+    }
+}
 fn c_state(r: &Map<String, Value>) -> String {
     text(r.get("state"))
 }
@@ -233,8 +240,10 @@ pub(crate) fn supernodes(result: &Value) -> String {
     let columns = [
         col("ADDRESS", false, &["addr"], c_address),
         STATE,
+        col("IN USE", false, &["active"], c_active),
         RTT,
         LAST_SEEN,
+        col("EDGES", true, &["edges"], c_edges),
     ];
     list(result, &columns, "no supernodes")
 }
