@@ -313,3 +313,65 @@ fn wrong_secret_body(tb: &Testbed) -> Result<()> {
     ));
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// a'. when direct cannot work, relaying crosses the federation
+
+#[test]
+fn relay_across_supernodes() {
+    run_e2e(
+        "federation::relay_across_supernodes",
+        Duration::from_secs(60),
+        relay_across_body,
+    );
+}
+
+fn relay_across_body(tb: &Testbed) -> Result<()> {
+    let h_sn1 = tb.add_public_host("sn1", false)?;
+    let h_sn2 = tb.add_public_host("sn2", false)?;
+    let ha = tb.add_nat_host("a", Nat::Symmetric, false)?;
+    let hb = tb.add_nat_host("b", Nat::Symmetric, false)?;
+    let sn1 = fed_sn(tb, &h_sn1, &[&h_sn2], FEDERATION)?;
+    let sn2 = fed_sn(tb, &h_sn2, &[&h_sn1], FEDERATION)?;
+    let a = edge_on(tb, &ha, &[&sn1], Some("10.200.0.1/24"))?;
+    let b = edge_on(tb, &hb, &[&sn2], Some("10.200.0.2/24"))?;
+    let t0 = Instant::now();
+    first_ping(
+        tb,
+        &a,
+        Ipv4Addr::new(10, 200, 0, 2),
+        Duration::from_secs(20),
+    )?;
+    tb.figure(&format!(
+        "A (sn1, symmetric NAT) pings B (sn2, symmetric NAT) after {}",
+        secs(t0.elapsed())
+    ));
+    wait_paths(tb, &[&a, &b], "relayed", Duration::from_secs(15))?;
+    let before = [
+        sn_stat(&sn1, "relayed_packets")?,
+        sn_stat(&sn2, "relayed_packets")?,
+    ];
+    let p = weft_e2e::ping(&a.ns, "10.200.0.2", 20, 0.1, 15, &[])?;
+    let after = [
+        sn_stat(&sn1, "relayed_packets")?,
+        sn_stat(&sn2, "relayed_packets")?,
+    ];
+    ensure!(
+        p.received == 20,
+        "only {} of 20 pings crossed the federation:\n{}",
+        p.received,
+        p.output
+    );
+    let grew = [after[0] - before[0], after[1] - before[1]];
+    tb.figure(&format!(
+        "20 pings relayed A -> sn1 -> sn2 -> B and back: {}; relayed_packets sn1 +{}, sn2 +{}",
+        p.summary(),
+        grew[0],
+        grew[1]
+    ));
+    ensure!(
+        grew[0] >= 40 && grew[1] >= 40,
+        "each supernode should relay both directions of 20 pings (40 packets), got {grew:?}"
+    );
+    Ok(())
+}
