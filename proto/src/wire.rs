@@ -409,6 +409,8 @@ pub struct SupernodePong {
     pub nonce: u64,
     /// The supernode's boot id (as in registration acknowledgements): a new one means it restarted.
     pub boot_id: u64,
+    /// How full it is: registered edges per thousand of its capacity (`max_edges`).
+    pub load_permille: u16,
 }
 
 /// Length of the authentication tag of federation control messages.
@@ -823,8 +825,13 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
         MsgType::SupernodePong => {
             let nonce = r.u64()?;
             let boot_id = r.u64()?;
+            let load_permille = r.u16()?;
             r.finish()?;
-            Message::SupernodePong(SupernodePong { nonce, boot_id })
+            Message::SupernodePong(SupernodePong {
+                nonce,
+                boot_id,
+                load_permille,
+            })
         }
         MsgType::FedEdge | MsgType::FedGone | MsgType::FedPunch => {
             if buf.len() < HEADER_LEN + 8 + FED_TAG_LEN {
@@ -1024,6 +1031,7 @@ impl SupernodePong {
         w.header(MsgType::SupernodePong, 0);
         w.u64(self.nonce);
         w.u64(self.boot_id);
+        w.u16(self.load_permille);
     }
 }
 

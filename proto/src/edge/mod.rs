@@ -213,6 +213,8 @@ struct SupernodeLink {
     next_ping: Instant,
     /// Nonce and send time of the last ping.
     ping: Option<(u64, Instant)>,
+    /// How full it said it is (per thousand), from its last pong.
+    load_permille: u16,
 }
 
 /// The edge state machine. See the module documentation.
@@ -268,6 +270,7 @@ impl Edge {
                 last_heard: None,
                 next_ping: now,
                 ping: None,
+                load_permille: 0,
             })
             .collect();
         Edge {
@@ -489,10 +492,15 @@ impl Edge {
     }
 
     /// Picks the supernode in use: keeps the current one while it is registered, unless another is much
-    /// closer (less than half its RTT, and 5 ms less: a flapping choice would move relayed peers back
-    /// and forth); else the registered one with the lowest RTT. Relayed peers follow at once.
+    /// better (less than half its cost, and 5 ms less: a flapping choice would move relayed peers back
+    /// and forth); else the registered one of lowest cost. The cost is the RTT plus 1 ms for every 10 % of
+    /// its capacity in use, so that a nearly full supernode is used only when it is much closer. Relayed
+    /// peers follow at once.
     fn choose_active(&mut self) {
-        let rtt = |s: &SupernodeLink| s.rtt.unwrap_or(Duration::from_secs(10));
+        let rtt = |s: &SupernodeLink| {
+            s.rtt.unwrap_or(Duration::from_secs(10))
+                + Duration::from_micros(10 * u64::from(s.load_permille))
+        };
         let best = (0..self.supernodes.len())
             .filter(|&i| self.supernodes[i].registered)
             .min_by_key(|&i| (rtt(&self.supernodes[i]), i));
@@ -1217,6 +1225,7 @@ impl Edge {
                 link.ping = None;
                 link.last_heard = Some(now);
                 link.rtt = Some(now.saturating_duration_since(sent));
+                link.load_permille = pong.load_permille;
                 if link.boot_id.is_some_and(|b| b != pong.boot_id) {
                     // Restarted (and it already has our registration again from someone? no: from an
                     // address reuse); register now to be sure it has everything.

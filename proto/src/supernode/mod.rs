@@ -339,6 +339,8 @@ impl Supernode {
             wire::SupernodePong {
                 nonce,
                 boot_id: self.cfg.boot_id,
+                load_permille: (self.total_edges.saturating_mul(1000) / self.cfg.max_edges.max(1))
+                    .min(1000) as u16,
             }
             .encode(&mut buf);
         } else {
