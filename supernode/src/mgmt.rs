@@ -96,6 +96,7 @@ fn stats_json(st: &SupernodeStats) -> Value {
         "rejected_registrations": st.rejected_registrations,
         "dropped_packets": st.dropped_packets,
         "punches": st.punches,
+        "revoked": st.revoked,
     })
 }
 
