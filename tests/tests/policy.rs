@@ -192,5 +192,28 @@ fn revoke_body(tb: &Testbed) -> Result<()> {
         "B's re-registration refused {} after the reload",
         secs(t0.elapsed())
     ));
+
+    // Put B's key back and reload with SIGHUP this time: B is admitted at its next attempt (every
+    // 20 s while refused) and pings again.
+    std::fs::write(&file, community_file(&admission, &all))?;
+    let t1 = Instant::now();
+    let pid = sn.pid().context("the supernode's pid")?;
+    // The pid is the daemon's own (`ip netns exec` execs it) and this test started it.
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()?;
+    ensure!(st.success(), "kill -HUP {pid} failed");
+    tb.wait_until(
+        "B to be admitted again",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || Ok(b.info()?.registered),
+    )?;
+    first_ping(tb, a, ips[1], Duration::from_secs(15))?;
+    ping_ok(c, ips[1], 3)?;
+    tb.figure(&format!(
+        "key re-added (SIGHUP): B pings again {} later",
+        secs(t1.elapsed())
+    ));
     Ok(())
 }

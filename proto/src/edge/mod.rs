@@ -1235,7 +1235,7 @@ impl Edge {
                     let keys: Vec<PublicKey> = self.peers.keys().copied().collect();
                     for k in keys {
                         if self.forget_peer(&k) {
-                            self.events.push_back(Event::PeerDown { peer: k });
+                            self.events.push_back(Event::PeerGone { peer: k });
                         }
                     }
                     self.held_inits.clear();

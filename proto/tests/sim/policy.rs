@@ -193,7 +193,13 @@ fn revoked_key_is_cut_off_within_seconds() {
     let back = sim
         .run_until_cond(secs(30), |s| s.pair_up(a, b) && s.pair_up(c, b))
         .expect("B back after its key is re-added");
-    println!("re-added: B up with A and C {:?} later", back - readded);
+    // B retries every 20 s while refused; how long it waits depends on where in that cycle the key
+    // comes back.
+    assert!(back - readded <= secs(21));
+    println!(
+        "re-added: B up with A and C {:?} later (at B's next retry)",
+        back - readded
+    );
 }
 
 /// Communities admitted by name pattern: the supernode asks for the name, the edge sends it once, both are
