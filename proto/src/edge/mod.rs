@@ -256,6 +256,8 @@ pub struct Edge {
     events: VecDeque<Event>,
     stats: EdgeStats,
     held_inits: VecDeque<HeldInit>,
+    /// When we last asked the supernodes for every peer because an unintroduced peer knocked.
+    last_peer_request: Option<Instant>,
 }
 
 /// Frames for the TAP device and datagrams waiting to be sent are bounded: a driver that stops draining
@@ -305,6 +307,7 @@ impl Edge {
             events: VecDeque::new(),
             stats: EdgeStats::default(),
             held_inits: VecDeque::new(),
+            last_peer_request: None,
             cfg,
         }
     }
@@ -794,6 +797,18 @@ impl Edge {
             noise: msg.noise.to_vec(),
             at: now,
         });
+        // The peer info about it may have been lost (nothing would resend it): ask the supernodes we are
+        // registered with for every peer now, at most once a second.
+        if self
+            .last_peer_request
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_peer_request = Some(now);
+            for link in self.supernodes.iter_mut().filter(|l| l.registered) {
+                link.want_peers = true;
+                link.next_register = now;
+            }
+        }
     }
 
     /// Answers the held initiations that may now be answered (from `key`, or from anyone when the

@@ -102,6 +102,14 @@ fn restricted_edge_answers_introduced_peers_only() {
     e.handle_udp(t0, b_addr, &mut m);
     assert_eq!(responses(&mut e, b_addr), 0);
     assert!(e.peers().is_empty());
+    // ... and the edge asks its supernode for every peer at once (the peer info may have been lost).
+    e.handle_timeout(t0);
+    let sn: SocketAddr = SN.parse().unwrap();
+    let asked = std::iter::from_fn(|| e.poll_transmit()).any(|t| {
+        t.dest == sn
+            && matches!(wire::decode(&t.payload), Ok(Message::Register(r)) if r.wants_peers)
+    });
+    assert!(asked, "no registration asking for peers");
     // ... and answered as soon as the supernode introduces B (the init overtook the peer info).
     let t1 = t0 + Duration::from_millis(30);
     peer_info(&mut e, &keys, &b, t1);
