@@ -364,3 +364,59 @@ fn per_community_pool_assigns_and_moves() {
         moved - at
     );
 }
+
+/// The community is removed from the file: every edge of it is cut off at once and stops its data plane.
+/// And a refusal never ends someone else's registration: a forged REGISTER with a registered key and a
+/// wrong proof is refused without touching the real edge.
+#[test]
+fn removed_community_is_cut_off_and_forgeries_change_nothing() {
+    let (mut sim, [a, b, c]) = three(35, policy_with(None));
+    sim.run_until_cond(secs(10), |s| s.all_up(&[a, b, c]))
+        .expect("all up");
+
+    // A forged registration of A's key, with a wrong admission proof, from elsewhere.
+    let now = sim.instant();
+    let forged = weft_proto::wire::Register {
+        community: CommunityKeys::derive(COMMUNITY, SECRET).id,
+        public_key: sim.key(a),
+        counter: u64::MAX - 1,
+        mac: weft_proto::wire::MacAddr([2, 0, 0, 0, 0, 0x66]),
+        wants_ip: false,
+        wants_peers: true,
+        static_ip: None,
+        local_addrs: vec![],
+        description: "forger".into(),
+        name: None,
+        admission_tag: [0; 16],
+    };
+    let mut bytes = Vec::new();
+    forged.encode(&mut bytes);
+    sim.sn_mut()
+        .handle_udp(now, "203.0.113.200:4000".parse().unwrap(), &bytes);
+    let edges = sim.sn().edges();
+    assert!(
+        edges
+            .iter()
+            .any(|e| e.key == sim.key(a) && e.description == "edge0"),
+        "the real A lost its registration: {edges:?}"
+    );
+    sim.run_for(secs(2));
+    assert!(sim.all_up(&[a, b, c]));
+
+    let at = sim.now();
+    sim.set_policy(AdmissionPolicy::default());
+    sim.run_for(secs(1));
+    for e in [a, b, c] {
+        assert!(sim.events_since(e, at).any(|ev| matches!(
+            ev,
+            Event::RegistrationRefused {
+                reason: NakReason::CommunityNotAllowed,
+                ..
+            }
+        )));
+        assert!(sim.edge(e).peers().is_empty(), "edge{e} kept its peers");
+        assert!(!sim.edge(e).is_registered());
+    }
+    assert!(sim.sn().edges().is_empty());
+    assert_eq!(sim.sn_stats().revoked, 3);
+}
