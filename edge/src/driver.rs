@@ -261,7 +261,33 @@ fn log_event(edge: &Edge, ev: &Event) {
             tracing::warn!("supernode {supernode} stopped answering")
         }
         Event::RegistrationRefused { supernode, reason } => {
-            tracing::error!("supernode {supernode} refused registration: {reason:?} (check [community] name and key)")
+            use weft_proto::wire::NakReason;
+            let name = &edge.config().community.name;
+            match reason {
+                NakReason::KeyNotAllowed => tracing::error!(
+                    "supernode {supernode} refused registration: this edge's key ({}) is not on the allowed list of community '{name}'; ask the supernode's administrator to add it (weft-edge show-key prints it). Retrying every {} s",
+                    edge.public_key(),
+                    edge.config().timers.register_interval.as_secs()
+                ),
+                NakReason::CommunityNotAllowed => tracing::error!(
+                    "supernode {supernode} refused registration: it does not serve community '{name}'; check [community] name, or ask its administrator to add the community to its community file"
+                ),
+                NakReason::BadAdmissionProof => tracing::error!(
+                    "supernode {supernode} refused registration: the admission proof did not verify, so [community] key is not the secret the supernode expects for community '{name}'; check the key (and the name)"
+                ),
+                NakReason::NoCapacity => tracing::warn!(
+                    "supernode {supernode} refused registration: it is full (too many edges or communities); retrying"
+                ),
+                NakReason::PoolExhausted => tracing::error!(
+                    "supernode {supernode} refused registration: no free address is left in the pool of community '{name}' (address_mode=auto); ask its administrator to enlarge the pool, or configure a static address"
+                ),
+                NakReason::NameRequired => tracing::error!(
+                    "supernode {supernode} refused registration: it asked for the community name again although this edge sent it"
+                ),
+                NakReason::Other => tracing::error!(
+                    "supernode {supernode} refused registration for a reason this version does not know (a newer supernode?)"
+                ),
+            }
         }
         Event::SupernodeChanged { from, to } => match from {
             Some(from) => tracing::info!("now using supernode {to} (was {from})"),
@@ -282,6 +308,9 @@ fn log_event(edge: &Edge, ev: &Event) {
             tracing::info!("peer {} down (session expired)", peer_name(edge, peer))
         }
         Event::PeerGone { peer } => tracing::info!("peer {peer:?} gone"),
+        Event::PeerRevoked { peer } => tracing::warn!(
+            "peer {peer:?} revoked: the supernode says its key is no longer allowed in the community; sessions with it dropped"
+        ),
     }
 }
 
@@ -322,7 +351,7 @@ fn server_event(edge: &Edge, ev: &Event) -> weft_web::ServerEvent {
         ),
         Event::RegistrationRefused { supernode, reason } => (
             "registration_refused",
-            json!({"supernode": supernode.to_string(), "reason": format!("{reason:?}")}),
+            json!({"supernode": supernode.to_string(), "reason": format!("{reason:?}"), "explanation": reason.explain()}),
         ),
         Event::SupernodeChanged { from, to } => (
             "supernode_changed",
@@ -345,6 +374,7 @@ fn server_event(edge: &Edge, ev: &Event) -> weft_web::ServerEvent {
             json!({"peer": peer.to_string(), "description": description(edge, peer)}),
         ),
         Event::PeerGone { peer } => ("peer_gone", json!({"peer": peer.to_string()})),
+        Event::PeerRevoked { peer } => ("peer_revoked", json!({"peer": peer.to_string()})),
     };
     data["time_ms"] = json!(unix_ms());
     weft_web::ServerEvent {

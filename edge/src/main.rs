@@ -48,6 +48,22 @@ enum Command {
         /// The topic (config).
         topic: Option<String>,
     },
+    /// Create this edge's identity (its static key pair) if it has none, and print its public key: what a
+    /// supernode's community file lists in `allow=`. Refuses to replace an existing identity unless
+    /// --force is given (peers and supernodes know the edge by it).
+    Keygen {
+        #[command(flatten)]
+        which: KeyArgs,
+        /// Replace an existing identity with a new one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print this edge's public key (from its identity in the state directory), for a supernode's
+    /// community file (`allow=`).
+    ShowKey {
+        #[command(flatten)]
+        which: KeyArgs,
+    },
     /// Print the admission key of a community, for a supernode's community file.
     /// The secret is read from WEFT_KEY or from --key-file.
     AdmissionKey {
@@ -57,6 +73,44 @@ enum Command {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
+}
+
+/// Which edge's identity: the session or config file as for `start` (its `[daemon] state_dir`), or a
+/// state directory given directly.
+#[derive(clap::Args)]
+struct KeyArgs {
+    /// A session name (reads /etc/weft/<session>.conf) or a path to a config file.
+    #[arg(required_unless_present = "state_dir", conflicts_with = "state_dir")]
+    session: Option<String>,
+    /// Override an option: -O section.option=value (repeatable).
+    #[arg(short = 'O', value_name = "SECTION.OPTION=VALUE")]
+    overrides: Vec<String>,
+    /// The state directory holding the identity (instead of a session).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    fn state_dir(&self) -> Result<PathBuf> {
+        if let Some(d) = &self.state_dir {
+            return Ok(d.clone());
+        }
+        let args = StartArgs {
+            session: self.session.clone().expect("clap requires one of the two"),
+            overrides: self.overrides.clone(),
+        };
+        let cfg = weft_daemon::load_config(&SCHEMA, &args)?;
+        Ok(weft_daemon::Common::from_config(&cfg)?.state_dir)
+    }
+}
+
+fn key_command(which: &KeyArgs, create: Option<bool>) -> Result<String> {
+    let dir = which.state_dir()?;
+    let kp = match create {
+        Some(force) => identity::create(&dir, force)?,
+        None => identity::load(&dir)?,
+    };
+    Ok(kp.public.to_string())
 }
 
 /// weft.conf(5), for `--generate man-conf` (packaging/build-deb).
@@ -70,6 +124,26 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Help { topic } => weft_daemon::help(&SCHEMA, topic.as_deref()),
+        Command::Keygen { which, force } => match key_command(&which, Some(force)) {
+            Ok(k) => {
+                println!("{k}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("weft-edge: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::ShowKey { which } => match key_command(&which, None) {
+            Ok(k) => {
+                println!("{k}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("weft-edge: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::AdmissionKey {
             community,
             key_file,

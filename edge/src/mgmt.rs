@@ -350,6 +350,8 @@ pub fn module(ctx: Arc<Context>) -> anyhow::Result<RpcModule<Arc<Context>>> {
                     "rtt_ms": sn.rtt.map(|d| d.as_secs_f64() * 1000.0),
                     "last_seen_ms": ms_since(s.now, sn.last_ack),
                     "active": sn.active,
+                    "refused_reason": sn.refusal.filter(|_| sn.refused).map(|r| format!("{r:?}")),
+                    "refused_explanation": sn.refusal.filter(|_| sn.refused).map(|r| r.explain()),
                 })
             })
             .collect();

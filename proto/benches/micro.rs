@@ -133,6 +133,7 @@ fn sample_register() -> Register {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 20)), 7777),
         ],
         description: "bench-host.example".to_string(),
+        name: None,
         admission_tag: [0; wire::ADMISSION_TAG_LEN],
     }
 }

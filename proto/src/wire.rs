@@ -60,6 +60,8 @@ pub enum MsgType {
     PunchRequest = 0x14,
     /// Supernode to edge: a packet came from an address that holds no registration.
     UnknownSender = 0x15,
+    /// Supernode to edge: another edge of the community was cut off (its key is no longer allowed).
+    PeerRevoked = 0x16,
     /// Edge to supernode: forward the enclosed edge-to-edge packet to the edge with this tag.
     Relay = 0x20,
     /// Supernode to edge: an edge-to-edge packet forwarded from the edge with this tag.
@@ -91,6 +93,7 @@ impl MsgType {
             0x13 => PeerInfo,
             0x14 => PunchRequest,
             0x15 => UnknownSender,
+            0x16 => PeerRevoked,
             0x20 => Relay,
             0x21 => Relayed,
             0x30 => SupernodePing,
@@ -142,6 +145,11 @@ pub enum NakReason {
     NoCapacity = 3,
     /// The address pool of the community is exhausted.
     PoolExhausted = 4,
+    /// The community lists the edge keys it allows, and this edge's key is not one of them (or no longer).
+    KeyNotAllowed = 5,
+    /// The supernode does not know this community id but admits communities by name pattern: register
+    /// again with the community name included (REGISTER flag bit 2).
+    NameRequired = 6,
     /// A reason this version does not know.
     Other = 255,
 }
@@ -153,7 +161,26 @@ impl NakReason {
             2 => NakReason::BadAdmissionProof,
             3 => NakReason::NoCapacity,
             4 => NakReason::PoolExhausted,
+            5 => NakReason::KeyNotAllowed,
+            6 => NakReason::NameRequired,
             _ => NakReason::Other,
+        }
+    }
+
+    /// What the reason means, in words for a log line or a status page.
+    pub fn explain(&self) -> &'static str {
+        match self {
+            NakReason::CommunityNotAllowed => "the supernode does not serve this community",
+            NakReason::BadAdmissionProof => {
+                "the admission proof did not verify: the community secret is not the one the supernode expects"
+            }
+            NakReason::NoCapacity => "the supernode is full",
+            NakReason::PoolExhausted => "no free address is left in the community's address pool",
+            NakReason::KeyNotAllowed => {
+                "this edge's key is not on the community's list of allowed keys"
+            }
+            NakReason::NameRequired => "the supernode needs the community name to match its patterns",
+            NakReason::Other => "a reason this version does not know",
         }
     }
 }
@@ -334,6 +361,10 @@ pub struct Register {
     pub local_addrs: Vec<SocketAddr>,
     /// A human description (host name by default).
     pub description: String,
+    /// The community's name (flag bit 2), sent only to a supernode that asked for it with
+    /// [`NakReason::NameRequired`] (it admits communities by name pattern). Reveals the name to that
+    /// supernode and to the path.
+    pub name: Option<String>,
     /// HMAC-SHA256 under the admission key over all preceding bytes, truncated.
     pub admission_tag: [u8; ADMISSION_TAG_LEN],
 }
@@ -355,6 +386,9 @@ pub struct RegisterAck {
     pub lifetime_secs: u16,
     /// Random at every supernode start: a change tells the edge that the supernode restarted.
     pub boot_id: u64,
+    /// The community lists the edge keys it allows (header aux bit 0): the edge answers handshake
+    /// initiations only from peers the supernode introduced with peer info.
+    pub introduced_only: bool,
 }
 
 /// Supernode to edge: registration refused.
@@ -447,6 +481,16 @@ pub enum FedMessage {
     },
 }
 
+/// Supernode to edge: `public_key` was cut off from the community (its key is no longer allowed): drop
+/// every session with it and forget it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRevoked {
+    /// The community.
+    pub community: CommunityId,
+    /// The revoked edge.
+    pub public_key: PublicKey,
+}
+
 /// A decoded datagram. Borrowed variants point into the input buffer: decoding copies only small fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -466,6 +510,8 @@ pub enum Message<'a> {
     PeerInfo(PeerInfo),
     /// See [`PunchRequest`].
     PunchRequest(PunchRequest),
+    /// See [`PeerRevoked`].
+    PeerRevoked(PeerRevoked),
     /// The sender of our last datagram holds no registration at the supernode.
     UnknownSender,
     /// Forward `inner` to the edge with tag `dest`.
@@ -735,6 +781,11 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
             let static_ip = r.ipv4_net()?;
             let local_addrs = r.addr_list()?;
             let description = r.description()?;
+            let name = if flags & 4 != 0 {
+                Some(r.description()?)
+            } else {
+                None
+            };
             let admission_tag = r.array()?;
             r.finish()?;
             Message::Register(Register {
@@ -747,6 +798,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
                 static_ip,
                 local_addrs,
                 description,
+                name,
                 admission_tag,
             })
         }
@@ -767,6 +819,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
                 assigned_ip,
                 lifetime_secs,
                 boot_id,
+                introduced_only: aux & 1 != 0,
             })
         }
         MsgType::RegisterNak => {
@@ -898,6 +951,15 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
                 inner,
             }
         }
+        MsgType::PeerRevoked => {
+            let community = CommunityId(r.array()?);
+            let public_key = PublicKey(r.array()?);
+            r.finish()?;
+            Message::PeerRevoked(PeerRevoked {
+                community,
+                public_key,
+            })
+        }
         MsgType::Relay | MsgType::Relayed => {
             let tag = PeerTag(r.array()?);
             let inner = r.rest();
@@ -947,10 +1009,15 @@ impl Register {
         w.bytes(&self.public_key.0);
         w.u64(self.counter);
         w.bytes(&self.mac.0);
-        w.u8(self.wants_ip as u8 | (self.wants_peers as u8) << 1);
+        w.u8(self.wants_ip as u8
+            | (self.wants_peers as u8) << 1
+            | (self.name.is_some() as u8) << 2);
         w.ipv4_net(&self.static_ip);
         w.addr_list(&self.local_addrs);
         w.description(&self.description);
+        if let Some(name) = &self.name {
+            w.description(name);
+        }
     }
     /// Encodes the whole message.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -963,7 +1030,7 @@ impl RegisterAck {
     /// Encodes the message.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer { out };
-        w.header(MsgType::RegisterAck, 0);
+        w.header(MsgType::RegisterAck, self.introduced_only as u8);
         w.bytes(&self.community.0);
         w.bytes(&self.public_key.0);
         w.u64(self.counter);
@@ -1009,6 +1076,16 @@ impl PunchRequest {
         w.bytes(&self.community.0);
         w.bytes(&self.from.0);
         w.bytes(&self.target.0);
+    }
+}
+
+impl PeerRevoked {
+    /// Encodes the message.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer { out };
+        w.header(MsgType::PeerRevoked, 0);
+        w.bytes(&self.community.0);
+        w.bytes(&self.public_key.0);
     }
 }
 
@@ -1181,13 +1258,24 @@ mod tests {
             static_ip: Some("10.0.0.1/24".parse().unwrap()),
             local_addrs: sample_addrs(),
             description: "héllo".into(),
+            name: None,
             admission_tag: [7; 16],
         };
         let mut b = Vec::new();
         m.encode(&mut b);
         // 4 hdr + 8 + 32 + 8 + 6 + 1 + 5 + (1 + 7 + 19) + (1 + 6) + 16
         assert_eq!(b.len(), 4 + 8 + 32 + 8 + 6 + 1 + 5 + 27 + 7 + 16);
-        assert_eq!(roundtrip(&b), Message::Register(m));
+        assert_eq!(roundtrip(&b), Message::Register(m.clone()));
+        // With the community name (flag bit 2): 1 + 9 more bytes, before the tag.
+        let named = Register {
+            name: Some("office-42".into()),
+            ..m
+        };
+        let mut b = Vec::new();
+        named.encode(&mut b);
+        assert_eq!(b.len(), 4 + 8 + 32 + 8 + 6 + 1 + 5 + 27 + 7 + 10 + 16);
+        assert_eq!(b[4 + 8 + 32 + 8 + 6] & 4, 4);
+        assert_eq!(roundtrip(&b), Message::Register(named));
     }
 
     #[test]
@@ -1200,11 +1288,40 @@ mod tests {
             assigned_ip: None,
             lifetime_secs: 65,
             boot_id: 42,
+            introduced_only: false,
         };
         let mut b = Vec::new();
         ack.encode(&mut b);
         assert_eq!(b.len(), 4 + 8 + 32 + 8 + 7 + 5 + 2 + 8);
-        assert_eq!(roundtrip(&b), Message::RegisterAck(ack));
+        assert_eq!(roundtrip(&b), Message::RegisterAck(ack.clone()));
+        let restricted = RegisterAck {
+            introduced_only: true,
+            ..ack
+        };
+        let mut b = Vec::new();
+        restricted.encode(&mut b);
+        assert_eq!(b[2], 1, "the flag is aux bit 0");
+        assert_eq!(roundtrip(&b), Message::RegisterAck(restricted));
+
+        let rv = PeerRevoked {
+            community: CommunityId([1; 8]),
+            public_key: PublicKey([3; 32]),
+        };
+        let mut b = Vec::new();
+        rv.encode(&mut b);
+        assert_eq!(b.len(), 44);
+        assert_eq!(roundtrip(&b), Message::PeerRevoked(rv));
+        for reason in [NakReason::KeyNotAllowed, NakReason::NameRequired] {
+            let nak = RegisterNak {
+                community: CommunityId([1; 8]),
+                public_key: PublicKey([3; 32]),
+                counter: 9,
+                reason,
+            };
+            let mut b = Vec::new();
+            nak.encode(&mut b);
+            assert_eq!(roundtrip(&b), Message::RegisterNak(nak));
+        }
 
         let nak = RegisterNak {
             community: CommunityId([1; 8]),

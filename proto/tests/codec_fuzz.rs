@@ -25,12 +25,14 @@ use proptest::test_runner::{Config, TestRunner};
 use net::{ms, secs, Link, Location, NatKind, Node, Sim, SN_ADDR};
 use weft_proto::edge::{Edge, EdgeStats};
 use weft_proto::keys::{CommunityId, PeerTag, PublicKey};
-use weft_proto::supernode::{AdmissionPolicy, Supernode, SupernodeConfig, SupernodeStats};
+use weft_proto::supernode::{
+    AdmissionPolicy, CommunityPolicy, Supernode, SupernodeConfig, SupernodeStats,
+};
 use weft_proto::wire::{
     self, decode, truncate_utf8, DataHeader, DataKind, HandshakeInit, HandshakeResp, Ipv4Net,
-    MacAddr, Message, MsgType, NakReason, PeerInfo, PunchRequest, Register, RegisterAck,
-    RegisterNak, DATA_HEADER_LEN, MAX_DESCRIPTION_LEN, MAX_LOCAL_ADDRS, NOISE_INIT_LEN,
-    NOISE_RESP_LEN,
+    MacAddr, Message, MsgType, NakReason, PeerInfo, PeerRevoked, PunchRequest, Register,
+    RegisterAck, RegisterNak, DATA_HEADER_LEN, MAX_DESCRIPTION_LEN, MAX_LOCAL_ADDRS,
+    NOISE_INIT_LEN, NOISE_RESP_LEN,
 };
 
 // ----- encoding any decoded message -----
@@ -54,6 +56,7 @@ fn encode(m: &Message) -> Vec<u8> {
         Message::RegisterNak(n) => n.encode(&mut out),
         Message::PeerInfo(p) => p.encode(&mut out),
         Message::PunchRequest(p) => p.encode(&mut out),
+        Message::PeerRevoked(r) => r.encode(&mut out),
         Message::UnknownSender => wire::encode_unknown_sender(&mut out),
         Message::Relay { dest, inner } => {
             wire::encode_relay_header(MsgType::Relay, *dest, &mut out);
@@ -127,6 +130,8 @@ fn nak_reason() -> impl Strategy<Value = NakReason> {
         Just(NakReason::BadAdmissionProof),
         Just(NakReason::NoCapacity),
         Just(NakReason::PoolExhausted),
+        Just(NakReason::KeyNotAllowed),
+        Just(NakReason::NameRequired),
         Just(NakReason::Other),
     ]
 }
@@ -148,6 +153,7 @@ enum Sample {
     Nak(RegisterNak),
     PeerInfo(PeerInfo),
     Punch(PunchRequest),
+    Revoked(PeerRevoked),
     UnknownSender,
     Init(u32, Vec<u8>),
     Resp(u32, u32, Vec<u8>),
@@ -164,6 +170,7 @@ impl Sample {
             Sample::Nak(n) => Message::RegisterNak(n.clone()),
             Sample::PeerInfo(p) => Message::PeerInfo(p.clone()),
             Sample::Punch(p) => Message::PunchRequest(p.clone()),
+            Sample::Revoked(r) => Message::PeerRevoked(r.clone()),
             Sample::UnknownSender => Message::UnknownSender,
             Sample::Init(i, n) => Message::HandshakeInit(HandshakeInit {
                 sender_index: *i,
@@ -194,11 +201,11 @@ fn sample() -> impl Strategy<Value = Sample> {
         any::<(bool, bool)>(),
         ipv4_net(),
         local_addrs(),
-        description(),
+        (description(), proptest::option::of(description())),
         any::<[u8; 16]>(),
     )
         .prop_map(
-            |(c, k, counter, mac, (wants_ip, wants_peers), ip, addrs, d, tag)| {
+            |(c, k, counter, mac, (wants_ip, wants_peers), ip, addrs, (d, name), tag)| {
                 Sample::Register(Register {
                     community: c,
                     public_key: k,
@@ -209,6 +216,7 @@ fn sample() -> impl Strategy<Value = Sample> {
                     static_ip: ip,
                     local_addrs: addrs,
                     description: d,
+                    name,
                     admission_tag: tag,
                 })
             },
@@ -220,19 +228,22 @@ fn sample() -> impl Strategy<Value = Sample> {
         socket_addr(),
         ipv4_net(),
         any::<u16>(),
-        any::<u64>(),
+        (any::<u64>(), any::<bool>()),
     )
-        .prop_map(|(c, k, counter, observed, ip, life, boot)| {
-            Sample::Ack(RegisterAck {
-                community: c,
-                public_key: k,
-                counter,
-                observed,
-                assigned_ip: ip,
-                lifetime_secs: life,
-                boot_id: boot,
-            })
-        });
+        .prop_map(
+            |(c, k, counter, observed, ip, life, (boot, introduced_only))| {
+                Sample::Ack(RegisterAck {
+                    community: c,
+                    public_key: k,
+                    counter,
+                    observed,
+                    assigned_ip: ip,
+                    lifetime_secs: life,
+                    boot_id: boot,
+                    introduced_only,
+                })
+            },
+        );
     let nak = (community(), key(), any::<u64>(), nak_reason()).prop_map(|(c, k, counter, r)| {
         Sample::Nak(RegisterNak {
             community: c,
@@ -270,6 +281,12 @@ fn sample() -> impl Strategy<Value = Sample> {
             target,
         })
     });
+    let revoked = (community(), key()).prop_map(|(c, k)| {
+        Sample::Revoked(PeerRevoked {
+            community: c,
+            public_key: k,
+        })
+    });
     let init =
         (any::<u32>(), vec(any::<u8>(), NOISE_INIT_LEN)).prop_map(|(i, n)| Sample::Init(i, n));
     let resp = (any::<u32>(), any::<u32>(), vec(any::<u8>(), NOISE_RESP_LEN))
@@ -300,6 +317,7 @@ fn sample() -> impl Strategy<Value = Sample> {
         nak,
         peer_info,
         punch,
+        revoked,
         Just(Sample::UnknownSender),
         init,
         resp,
@@ -676,9 +694,13 @@ fn supernode_survives_random_and_mutated_datagrams() {
     let sn_open = sim;
     let keys = sn_open.edges[0].cfg.community.clone();
     let mut policy = AdmissionPolicy::default();
-    policy
-        .listed
-        .insert(keys.id, ("simnet".into(), Some(keys.admission.clone())));
+    policy.listed.insert(
+        keys.id,
+        CommunityPolicy {
+            admission: Some(keys.admission.clone()),
+            ..CommunityPolicy::named("simnet")
+        },
+    );
     let mut strict = Supernode::new(
         SupernodeConfig {
             policy,

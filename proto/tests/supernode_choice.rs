@@ -53,6 +53,7 @@ fn answer(e: &mut Edge, now: Instant, delay: [u64; 2], load: [u16; 2], alive: [b
                     assigned_ip: None,
                     lifetime_secs: 65,
                     boot_id: 1,
+                    introduced_only: false,
                 }
                 .encode(&mut b);
                 b

@@ -114,7 +114,7 @@ async fn run(
 ) -> Result<()> {
     let leases = leases_file::load(&s.common.state_dir)?;
     let restored = leases.len();
-    let listed = policy.listed.len();
+    let listed = policy.listed.len() + policy.patterns.len();
     let open = policy.open;
     let cfg = SupernodeConfig {
         policy,
@@ -143,7 +143,7 @@ async fn run(
             "admitting any community".to_string()
         } else {
             format!(
-                "admitting the {listed} communities of {}",
+                "admitting the {listed} communities and patterns of {}",
                 s.community_file
                     .as_ref()
                     .map(|p| p.display().to_string())
@@ -315,11 +315,20 @@ fn server_event(sn: &Supernode, ev: &SupernodeEvent) -> weft_web::ServerEvent {
         ),
         SupernodeEvent::RegistrationRefused {
             community,
+            edge,
             addr,
             reason,
         } => (
             "registration_refused",
-            json!({"community": community_label(sn, community), "addr": addr.to_string(), "reason": format!("{reason:?}")}),
+            json!({"community": community_label(sn, community), "edge": edge.to_string(), "addr": addr.to_string(), "reason": format!("{reason:?}")}),
+        ),
+        SupernodeEvent::EdgeRevoked {
+            community,
+            edge,
+            reason,
+        } => (
+            "edge_revoked",
+            json!({"community": community_label(sn, community), "edge": edge.to_string(), "reason": format!("{reason:?}")}),
         ),
     };
     data["time_ms"] = json!(unix_ms());
@@ -350,11 +359,29 @@ fn log_event(sn: &Supernode, ev: &SupernodeEvent) {
         ),
         SupernodeEvent::RegistrationRefused {
             community,
+            edge,
             addr,
             reason,
+        } => match reason {
+            // Asked for the name; the edge sends it at once: not worth a warning.
+            weft_proto::wire::NakReason::NameRequired => tracing::debug!(
+                "asked edge {edge:?} at {addr} for the name of community {}",
+                community_label(sn, community)
+            ),
+            _ => tracing::warn!(
+                "refused registration of edge {edge} from {addr} for community {}: {} ({reason:?})",
+                community_label(sn, community),
+                reason.explain()
+            ),
+        },
+        SupernodeEvent::EdgeRevoked {
+            community,
+            edge,
+            reason,
         } => tracing::warn!(
-            "refused registration from {addr} for community {}: {reason:?}",
-            community_label(sn, community)
+            "edge {edge} cut off from community {}: {} ({reason:?}); registration dropped, its peers told",
+            community_label(sn, community),
+            reason.explain()
         ),
         SupernodeEvent::EdgeExpired { community, edge } => tracing::info!(
             "edge {edge:?} of community {} expired (no refresh)",

@@ -102,6 +102,7 @@ fn stats_json(st: &SupernodeStats) -> Value {
         "federation_sent": st.federation_sent,
         "federation_received": st.federation_received,
         "federation_rejected": st.federation_rejected,
+        "revoked": st.revoked,
     })
 }
 

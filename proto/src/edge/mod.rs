@@ -16,6 +16,8 @@
 mod config;
 mod mac_table;
 mod peer;
+#[cfg(test)]
+mod policy_tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -98,6 +100,12 @@ pub enum Event {
     },
     /// A peer was silent too long and is forgotten.
     PeerGone {
+        /// The peer.
+        peer: PublicKey,
+    },
+    /// A supernode said the peer was cut off from the community (its key is no longer allowed): its
+    /// sessions are dropped and it is forgotten.
+    PeerRevoked {
         /// The peer.
         peer: PublicKey,
     },
@@ -188,6 +196,8 @@ pub struct SupernodeStatus {
     pub last_ack: Option<Instant>,
     /// Whether it refused our last registration.
     pub refused: bool,
+    /// Why it refused it.
+    pub refusal: Option<NakReason>,
     /// Round-trip time of the last acknowledged registration or ping.
     pub rtt: Option<Duration>,
     /// Whether it is the one in use for relaying and punching.
@@ -215,7 +225,29 @@ struct SupernodeLink {
     ping: Option<(u64, Instant)>,
     /// How full it said it is (per thousand), from its last pong.
     load_permille: u16,
+    /// Why it refused our last registration.
+    refusal: Option<NakReason>,
+    /// It asked for the community name (NAK `NameRequired`): include it in every registration to it.
+    send_name: bool,
+    /// What its last acknowledgement said: answer handshakes only from introduced peers. None before
+    /// the first acknowledgement.
+    introduced_only: Option<bool>,
 }
+
+/// A handshake initiation from a peer no supernode has introduced yet, held while we wait for the peer
+/// info (or, before the first acknowledgement, to learn whether the community is key-restricted).
+struct HeldInit {
+    key: PublicKey,
+    path: Path,
+    tag: Option<PeerTag>,
+    sender_index: u32,
+    noise: Vec<u8>,
+    at: Instant,
+}
+
+/// At most this many initiations are held, each at most [`HOLD_INIT`].
+const MAX_HELD_INITS: usize = 16;
+const HOLD_INIT: Duration = Duration::from_secs(5);
 
 /// The edge state machine. See the module documentation.
 pub struct Edge {
@@ -241,6 +273,9 @@ pub struct Edge {
     tap_out: PacketQueue<()>,
     events: VecDeque<Event>,
     stats: EdgeStats,
+    held_inits: VecDeque<HeldInit>,
+    /// When we last asked the supernodes for every peer because an unintroduced peer knocked.
+    last_peer_request: Option<Instant>,
 }
 
 /// Frames for the TAP device and datagrams waiting to be sent are bounded: a driver that stops draining
@@ -271,6 +306,9 @@ impl Edge {
                 next_ping: now,
                 ping: None,
                 load_permille: 0,
+                refusal: None,
+                send_name: false,
+                introduced_only: None,
             })
             .collect();
         Edge {
@@ -291,6 +329,8 @@ impl Edge {
             tap_out: PacketQueue::new(MAX_OUTPUT_QUEUE),
             events: VecDeque::new(),
             stats: EdgeStats::default(),
+            held_inits: VecDeque::new(),
+            last_peer_request: None,
             cfg,
         }
     }
@@ -395,6 +435,7 @@ impl Edge {
                 registered: s.registered,
                 last_ack: s.last_heard.or(s.last_ack),
                 refused: s.refused,
+                refusal: s.refusal,
                 rtt: s.rtt,
                 active: self.active == Some(i),
             })
@@ -761,6 +802,14 @@ impl Edge {
             self.stats.handshakes_rejected += 1;
             return;
         }
+        if self.introduced_only() && !self.peers.get(&r.remote).is_some_and(|p| p.introduced) {
+            // A key-restricted community (or one we cannot tell yet): only peers a supernode introduced
+            // may handshake, so a revoked edge that knows the secret and our address cannot. The peer
+            // info usually arrives first; when the initiation overtakes it, hold the initiation a
+            // moment rather than make the peer wait for its retry.
+            self.hold_init(r.remote, path, from_tag, &msg, now);
+            return;
+        }
         if !self.ensure_peer(r.remote, now) {
             return;
         }
@@ -782,6 +831,95 @@ impl Edge {
         self.send_on_path(path, &r.remote, |buf| {
             wire::encode_handshake_resp(local_index, msg.sender_index, &r.msg, buf)
         });
+    }
+
+    /// Whether only introduced peers may handshake with us: some supernode said the community is
+    /// key-restricted, or none has acknowledged us yet (we cannot tell, so we hold initiations).
+    fn introduced_only(&self) -> bool {
+        let mut known = false;
+        for s in &self.supernodes {
+            match s.introduced_only {
+                Some(true) => return true,
+                Some(false) => known = true,
+                None => {}
+            }
+        }
+        !known
+    }
+
+    fn hold_init(
+        &mut self,
+        key: PublicKey,
+        path: Path,
+        tag: Option<PeerTag>,
+        msg: &wire::HandshakeInit,
+        now: Instant,
+    ) {
+        self.held_inits
+            .retain(|h| h.key != key && now.saturating_duration_since(h.at) < HOLD_INIT);
+        if self.held_inits.len() >= MAX_HELD_INITS {
+            self.held_inits.pop_front();
+            self.stats.handshakes_rejected += 1;
+        }
+        self.held_inits.push_back(HeldInit {
+            key,
+            path,
+            tag,
+            sender_index: msg.sender_index,
+            noise: msg.noise.to_vec(),
+            at: now,
+        });
+        // The peer info about it may have been lost (nothing would resend it): ask the supernodes we are
+        // registered with for every peer now, at most once a second.
+        if self
+            .last_peer_request
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_peer_request = Some(now);
+            for link in self.supernodes.iter_mut().filter(|l| l.registered) {
+                link.want_peers = true;
+                link.next_register = now;
+            }
+        }
+    }
+
+    /// Answers the held initiations that may now be answered (from `key`, or from anyone when the
+    /// community turned out not to be restricted); forgets stale ones.
+    fn release_held_inits(&mut self, key: Option<PublicKey>, now: Instant) {
+        let open = !self.introduced_only();
+        let mut ready = Vec::new();
+        let mut keep = VecDeque::new();
+        for h in self.held_inits.drain(..) {
+            if now.saturating_duration_since(h.at) >= HOLD_INIT {
+                self.stats.handshakes_rejected += 1;
+            } else if open || Some(h.key) == key {
+                ready.push(h);
+            } else {
+                keep.push_back(h);
+            }
+        }
+        self.held_inits = keep;
+        for h in ready {
+            let msg = wire::HandshakeInit {
+                sender_index: h.sender_index,
+                noise: &h.noise,
+            };
+            self.on_handshake_init(h.path, h.tag, msg, now);
+        }
+    }
+
+    /// Forgets a peer: its sessions, indices, learned MACs. Returns whether it was up.
+    fn forget_peer(&mut self, key: &PublicKey) -> bool {
+        let Some(p) = self.peers.remove(key) else {
+            return false;
+        };
+        for i in p.indices() {
+            self.by_index.remove(&i);
+        }
+        self.by_tag.remove(&key.tag());
+        self.macs.forget_peer(key);
+        self.held_inits.retain(|h| &h.key != key);
+        p.up
     }
 
     fn on_handshake_resp(&mut self, path: Path, msg: wire::HandshakeResp, now: Instant) {
@@ -1106,6 +1244,8 @@ impl Edge {
                 let restarted = link.boot_id.is_some_and(|b| b != ack.boot_id);
                 link.registered = true;
                 link.refused = false;
+                link.refusal = None;
+                link.introduced_only = Some(ack.introduced_only);
                 link.last_ack = Some(now);
                 link.last_heard = Some(now);
                 if !was {
@@ -1150,6 +1290,9 @@ impl Edge {
                 for k in keys {
                     self.initiate(&k, now);
                 }
+                if !self.held_inits.is_empty() {
+                    self.release_held_inits(None, now);
+                }
             }
             Message::RegisterNak(nak) => {
                 if nak.community != community || nak.public_key != own {
@@ -1157,9 +1300,17 @@ impl Edge {
                     return;
                 }
                 let link = &mut self.supernodes[sn];
+                if nak.reason == NakReason::NameRequired && !link.send_name {
+                    // It admits communities by name pattern: tell it the name, once, right away.
+                    link.send_name = true;
+                    link.next_register = now;
+                    return;
+                }
                 link.registered = false;
                 link.refused = true;
-                // Refused: try again only slowly, the operator has to fix something first.
+                link.refusal = Some(nak.reason);
+                // Refused: try again only slowly, the operator has to fix something first (re-adding
+                // a removed key lets the edge back in at its next attempt).
                 link.next_register = now + self.cfg.timers.register_interval;
                 self.events.push_back(Event::RegistrationRefused {
                     supernode: link.addr,
@@ -1169,6 +1320,35 @@ impl Edge {
                     self.active = None;
                     self.choose_active();
                 }
+                // Cut off (our key or our community is no longer admitted) and no other supernode
+                // admits us: stop the data plane. Peers were told to forget us; forget them too, so
+                // nothing more is sent until a supernode admits us and introduces us again.
+                let cut_off = matches!(
+                    nak.reason,
+                    NakReason::KeyNotAllowed | NakReason::CommunityNotAllowed
+                );
+                if cut_off && !self.is_registered() {
+                    let keys: Vec<PublicKey> = self.peers.keys().copied().collect();
+                    for k in keys {
+                        if self.forget_peer(&k) {
+                            self.events.push_back(Event::PeerGone { peer: k });
+                        }
+                    }
+                    self.held_inits.clear();
+                }
+            }
+            Message::PeerRevoked(rv) => {
+                if rv.community != community {
+                    self.stats.dropped_not_from_supernode += 1;
+                    return;
+                }
+                if rv.public_key != own && self.peers.contains_key(&rv.public_key) {
+                    self.forget_peer(&rv.public_key);
+                    self.events.push_back(Event::PeerRevoked {
+                        peer: rv.public_key,
+                    });
+                }
+                self.held_inits.retain(|h| h.key != rv.public_key);
             }
             Message::PeerInfo(info) => {
                 if info.community != community {
@@ -1181,6 +1361,7 @@ impl Edge {
                 let first = self.cfg.timers.probe_first;
                 let allow_p2p = self.cfg.allow_p2p;
                 let p = self.peers.get_mut(&info.public_key).expect("ensured");
+                p.introduced = true;
                 p.mac = Some(info.mac);
                 p.ip = info.ip;
                 p.description = info.description;
@@ -1207,7 +1388,12 @@ impl Edge {
                     let to = Path::Direct(info.observed);
                     self.send_data(&info.public_key, DataKind::Probe, &nonce, Some(to), now);
                 }
-                let p = self.peers.get(&info.public_key).expect("ensured");
+                if self.held_inits.iter().any(|h| h.key == info.public_key) {
+                    self.release_held_inits(Some(info.public_key), now);
+                }
+                let Some(p) = self.peers.get(&info.public_key) else {
+                    return;
+                };
                 if p.current.is_none() && p.pending.is_none() {
                     self.initiate(&info.public_key, now);
                 }
@@ -1266,6 +1452,9 @@ impl Edge {
             static_ip,
             local_addrs: self.cfg.local_addrs.clone(),
             description: self.cfg.description.clone(),
+            name: self.supernodes[sn]
+                .send_name
+                .then(|| self.cfg.community.name.clone()),
             admission_tag: [0; wire::ADMISSION_TAG_LEN],
         };
         let mut buf = Vec::with_capacity(160);

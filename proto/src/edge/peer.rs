@@ -97,6 +97,9 @@ pub(crate) struct Peer {
     pub queued: VecDeque<Vec<u8>>,
     pub up: bool,
     pub counters: PeerCounters,
+    /// A supernode told us about it with peer info (in a key-restricted community only such peers may
+    /// handshake with us).
+    pub introduced: bool,
 }
 
 /// At most this many candidates per peer.
@@ -131,6 +134,7 @@ impl Peer {
             queued: VecDeque::new(),
             up: false,
             counters: PeerCounters::default(),
+            introduced: false,
         }
     }
 

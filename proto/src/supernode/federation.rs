@@ -54,6 +54,8 @@ pub(super) struct FederationState {
     pub next_sync: Option<Instant>,
     /// When each peer was last heard from (an authenticated control message).
     pub last_heard: BTreeMap<SocketAddr, Instant>,
+    /// Our edges dropped by a policy reload, to announce as gone at the next timer.
+    pub pending_gone: Vec<(CommunityId, PublicKey)>,
 }
 
 /// A federation peer as the status API shows it.
@@ -294,9 +296,43 @@ impl Supernode {
         }
     }
 
+    /// Whether our own policy admits `key` in `community` (a peer's announcement of an edge our policy
+    /// refuses, e.g. because we reloaded a revocation first, is ignored: we neither introduce it nor relay
+    /// to it).
+    pub(super) fn policy_admits(&self, community: &CommunityId, key: &PublicKey) -> bool {
+        let name = self.names.get(community).map(String::as_str);
+        self.cfg
+            .policy
+            .admission(community, name)
+            .is_ok_and(|a| a.allows_key(key))
+    }
+
+    /// After a policy reload: forget remote edges our policy no longer admits, and tell the peers which of
+    /// our own edges were dropped.
+    pub(super) fn federation_policy_changed(&mut self, dropped: &[(CommunityId, PublicKey)]) {
+        let mut forget = Vec::new();
+        for (id, m) in &self.fed.remote {
+            for k in m.keys() {
+                if !self.policy_admits(id, k) {
+                    forget.push((*id, *k));
+                }
+            }
+        }
+        for (id, k) in forget {
+            if let Some(m) = self.fed.remote.get_mut(&id) {
+                m.remove(&k);
+            }
+        }
+        self.fed.remote.retain(|_, m| !m.is_empty());
+        self.fed.pending_gone.extend_from_slice(dropped);
+    }
+
     fn on_fed_edge(&mut self, now: Instant, via: SocketAddr, info: PeerInfo, introduce: bool) {
         let community = info.community;
         let key = info.public_key;
+        if !self.policy_admits(&community, &key) {
+            return;
+        }
         let m = self.fed.remote.entry(community).or_default();
         let changed = m.get(&key).is_none_or(|r| {
             r.via != via
@@ -360,6 +396,9 @@ impl Supernode {
     pub(super) fn federation_timers(&mut self, now: Instant) {
         if !self.federated() {
             return;
+        }
+        for (community, key) in std::mem::take(&mut self.fed.pending_gone) {
+            self.announce_gone(now, community, key);
         }
         let due = self.fed.next_sync.is_none_or(|t| now >= t);
         if due {

@@ -1,6 +1,9 @@
 //! Virtual IPv4 addresses the supernode hands out: one subnet per community inside the configured range,
 //! one address per edge identity inside its community's subnet.
 //!
+//! A community can have a pool of its own (`pool=` in the community file): its subnet is then exactly that
+//! network, and no other community gets a subnet of the default range that overlaps it.
+//!
 //! Choices are deterministic (a community's subnet and an edge's host number start from a hash of its id
 //! and probe upwards), and every lease is kept in a table the daemon persists, so an edge gets the same
 //! address after a restart of either side.
@@ -52,7 +55,23 @@ pub struct Leases {
     subnets_used: HashSet<u32>,
     by_edge: HashMap<(CommunityId, PublicKey), Ipv4Addr>,
     hosts_used: HashMap<CommunityId, HashSet<u32>>,
+    /// Communities with a pool of their own: (network, prefix).
+    pools: HashMap<CommunityId, (u32, u8)>,
     changed: bool,
+}
+
+fn mask(prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    }
+}
+
+/// Whether the networks `a/pa` and `b/pb` overlap.
+fn overlaps(a: u32, pa: u8, b: u32, pb: u8) -> bool {
+    let m = mask(pa.min(pb));
+    a & m == b & m
 }
 
 fn hash32(b: &[u8]) -> u32 {
@@ -73,6 +92,7 @@ impl Leases {
             subnets_used: HashSet::new(),
             by_edge: HashMap::new(),
             hosts_used: HashMap::new(),
+            pools: HashMap::new(),
             changed: false,
         }
     }
@@ -81,12 +101,72 @@ impl Leases {
         1 << (32 - self.prefix)
     }
 
+    /// The prefix length of `c`'s subnet.
+    fn prefix_of(&self, c: &CommunityId) -> u8 {
+        self.pools.get(c).map_or(self.prefix, |&(_, p)| p)
+    }
+
+    /// Whether the default-range subnet `net` overlaps a community's own pool.
+    fn overlaps_a_pool(&self, net: u32) -> bool {
+        self.pools
+            .values()
+            .any(|&(p, pl)| overlaps(net, self.prefix, p, pl))
+    }
+
+    /// Sets the communities' own pools (the community file was (re)loaded). Leases that no longer fit
+    /// (outside a community's new pool, or in the default range where a pool now lies) are dropped: those
+    /// edges get a new address at their next registration.
+    pub fn set_pools(&mut self, pools: HashMap<CommunityId, Ipv4Net>) {
+        let pools: HashMap<CommunityId, (u32, u8)> = pools
+            .into_iter()
+            .map(|(c, n)| {
+                (
+                    c,
+                    (u32::from(n.addr) & mask(n.prefix), n.prefix.clamp(8, 30)),
+                )
+            })
+            .collect();
+        if pools == self.pools {
+            return;
+        }
+        let all = self.all();
+        let before = all.len();
+        self.subnets.clear();
+        self.subnets_used.clear();
+        self.by_edge.clear();
+        self.hosts_used.clear();
+        self.pools = pools;
+        self.restore(all);
+        if self.by_edge.len() != before {
+            self.changed = true;
+        }
+    }
+
     /// Restores persisted leases (ignoring those outside the pool).
     pub fn restore(&mut self, leases: impl IntoIterator<Item = Lease>) {
         for l in leases {
             let ip = u32::from(l.ip.addr);
+            if let Some(&(pnet, pprefix)) = self.pools.get(&l.community) {
+                let host = ip & !mask(pprefix);
+                if l.ip.prefix != pprefix
+                    || ip & mask(pprefix) != pnet
+                    || host == 0
+                    || host == !mask(pprefix)
+                {
+                    continue;
+                }
+                let hosts = self.hosts_used.entry(l.community).or_default();
+                if hosts.insert(ip) {
+                    self.by_edge.insert((l.community, l.edge), l.ip.addr);
+                }
+                continue;
+            }
             let net = ip & (u32::MAX << (32 - self.prefix));
-            if l.ip.prefix != self.prefix || net < self.min || net > self.max {
+            if l.ip.prefix != self.prefix
+                || net < self.min
+                || net > self.max
+                || self.overlaps_a_pool(net)
+            {
                 continue;
             }
             if let Some(&existing) = self.subnets.get(&l.community) {
@@ -116,7 +196,7 @@ impl Leases {
         let start = hash32(&c.0) % slots;
         for i in 0..slots {
             let net = self.min + ((start + i) % slots) * size;
-            if !self.subnets_used.contains(&net) {
+            if !self.subnets_used.contains(&net) && !self.overlaps_a_pool(net) {
                 self.subnets_used.insert(net);
                 self.subnets.insert(c, net);
                 return Some(net);
@@ -127,12 +207,15 @@ impl Leases {
 
     /// The address of `edge` in `community`, leasing one if it has none. None when the pool is exhausted.
     pub fn lease(&mut self, community: CommunityId, edge: PublicKey) -> Option<Ipv4Net> {
-        let prefix = self.prefix;
+        let prefix = self.prefix_of(&community);
         if let Some(&ip) = self.by_edge.get(&(community, edge)) {
             return Some(Ipv4Net { addr: ip, prefix });
         }
-        let net = self.subnet_for(community)?;
-        let hosts = self.subnet_size() - 2; // no network or broadcast address
+        let net = match self.pools.get(&community) {
+            Some(&(net, _)) => net,
+            None => self.subnet_for(community)?,
+        };
+        let hosts = (1u32 << (32 - prefix)) - 2; // no network or broadcast address
         let start = hash32(&edge.0) % hosts;
         let used = self.hosts_used.entry(community).or_default();
         for i in 0..hosts {
@@ -158,7 +241,7 @@ impl Leases {
                 edge,
                 ip: Ipv4Net {
                     addr,
-                    prefix: self.prefix,
+                    prefix: self.prefix_of(&community),
                 },
             })
             .collect();
@@ -226,6 +309,46 @@ mod tests {
         got.sort();
         assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
         assert!(l.lease(c, PublicKey([7; 32])).is_none());
+    }
+
+    #[test]
+    fn own_pools_are_used_kept_apart_and_changed() {
+        let mut l = pool();
+        let own = CommunityId([1; 8]);
+        let other = CommunityId([2; 8]);
+        let mut pools = HashMap::new();
+        // Overlaps the default range's first subnet: nobody else may get 10.128.0.0/24.
+        pools.insert(own, "10.128.0.0/25".parse().unwrap());
+        l.set_pools(pools);
+        let a = l.lease(own, PublicKey([1; 32])).unwrap();
+        assert_eq!(a.prefix, 25);
+        assert_eq!(
+            u32::from(a.addr) >> 7,
+            u32::from(Ipv4Addr::new(10, 128, 0, 0)) >> 7
+        );
+        for i in 0..3u8 {
+            let o = l
+                .lease(CommunityId([10 + i; 8]), PublicKey([9; 32]))
+                .unwrap();
+            assert_ne!(o.addr.octets()[2], 0, "a default subnet overlaps the pool");
+        }
+        // Persisted and restored with the pool known first: the same address.
+        let mut again = pool();
+        let mut pools = HashMap::new();
+        pools.insert(own, "10.128.0.0/25".parse().unwrap());
+        again.set_pools(pools);
+        again.restore(l.all());
+        assert_eq!(again.lease(own, PublicKey([1; 32])).unwrap(), a);
+        // The pool moves: the old lease is dropped, the next one comes from the new pool.
+        let mut pools = HashMap::new();
+        pools.insert(own, "192.168.50.0/24".parse().unwrap());
+        again.take_changed();
+        again.set_pools(pools);
+        assert!(again.take_changed());
+        let b = again.lease(own, PublicKey([1; 32])).unwrap();
+        assert_eq!(&b.addr.octets()[..3], &[192, 168, 50]);
+        assert_eq!(b.prefix, 24);
+        let _ = other;
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 mod federation;
 mod leases;
+mod policy;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,34 +19,15 @@ use std::time::{Duration, Instant};
 
 pub use federation::{FedPeerStatus, RemoteEdge, SYNC_INTERVAL};
 pub use leases::{Lease, Leases};
+pub use policy::{glob_match, Admission, AdmissionPolicy, CommunityPolicy, PatternPolicy};
 
-use crate::keys::{AdmissionKey, CommunityId, FederationKey, PeerTag, PublicKey};
+use crate::keys::{CommunityId, FederationKey, PeerTag, PublicKey};
 use crate::queue::PacketQueue;
 use crate::wire::{
-    self, Ipv4Net, MacAddr, Message, MsgType, NakReason, PeerInfo, Register, RegisterAck,
-    RegisterNak, ADMISSION_TAG_LEN,
+    self, Ipv4Net, MacAddr, Message, MsgType, NakReason, PeerInfo, PeerRevoked, Register,
+    RegisterAck, RegisterNak, ADMISSION_TAG_LEN,
 };
 use crate::Transmit;
-
-/// Which communities a supernode admits.
-#[derive(Clone, Default)]
-pub struct AdmissionPolicy {
-    /// Admit communities not in `listed` (without any proof: the supernode cannot check one).
-    pub open: bool,
-    /// Known communities by id: their name (for display) and, optionally, the admission key an edge must
-    /// prove it holds.
-    pub listed: HashMap<CommunityId, (String, Option<AdmissionKey>)>,
-}
-
-impl AdmissionPolicy {
-    /// Admit everyone.
-    pub fn open() -> AdmissionPolicy {
-        AdmissionPolicy {
-            open: true,
-            listed: HashMap::new(),
-        }
-    }
-}
 
 /// Supernode configuration.
 #[derive(Clone)]
@@ -111,9 +93,21 @@ pub enum SupernodeEvent {
     RegistrationRefused {
         /// The community it asked for.
         community: CommunityId,
+        /// The key it registered.
+        edge: PublicKey,
         /// Where it came from.
         addr: SocketAddr,
         /// Why.
+        reason: NakReason,
+    },
+    /// A registered edge was cut off because the new policy no longer admits it (its key was removed
+    /// from the community's list, or the community from the file); its peers were told (PEER_REVOKED).
+    EdgeRevoked {
+        /// Its community.
+        community: CommunityId,
+        /// Its identity.
+        edge: PublicKey,
+        /// Why (the NAK it was sent).
         reason: NakReason,
     },
     /// An edge stopped refreshing and was forgotten.
@@ -148,6 +142,8 @@ pub struct SupernodeStats {
     pub federation_received: u64,
     /// Federation messages dropped: bad authentication, not from a configured peer, or replayed.
     pub federation_rejected: u64,
+    /// Registrations dropped because a reloaded policy no longer admits them.
+    pub revoked: u64,
 }
 
 /// One registered edge as the status API shows it.
@@ -186,6 +182,8 @@ pub struct Supernode {
     /// events they produce depended on the per-process hash seed, not only on the inputs.
     communities: BTreeMap<CommunityId, Community>,
     by_addr: HashMap<SocketAddr, (CommunityId, PublicKey)>,
+    /// Names of communities admitted by pattern, as their edges told them (REGISTER flag bit 2).
+    names: HashMap<CommunityId, String>,
     leases: Leases,
     total_edges: usize,
     next_sweep: Instant,
@@ -203,11 +201,13 @@ impl Supernode {
     /// A new supernode with persisted `leases` restored.
     pub fn new(cfg: SupernodeConfig, now: Instant, leases: Vec<Lease>) -> Supernode {
         let mut l = Leases::new(cfg.pool_min, cfg.pool_max, cfg.pool_prefix);
+        l.set_pools(cfg.policy.pools());
         l.restore(leases);
         Supernode {
             leases: l,
             communities: BTreeMap::new(),
             by_addr: HashMap::new(),
+            names: HashMap::new(),
             total_edges: 0,
             next_sweep: now + Duration::from_secs(1),
             transmits: PacketQueue::new(MAX_OUTPUT_QUEUE),
@@ -264,14 +264,97 @@ impl Supernode {
         self.leases.take_changed().then(|| self.leases.all())
     }
 
-    /// Replaces the admission policy (the daemon reloads its community file).
+    /// Replaces the admission policy (the daemon reloads its community file) and applies it to the edges
+    /// registered now: an edge the new policy refuses (its key is no longer on its community's list, or
+    /// its community is no longer admitted) loses its registration at once and is sent the NAK it would
+    /// get if it registered now; when its key was removed, every other edge of its community is sent
+    /// PEER_REVOKED so it drops its sessions with it. Leases outside a changed pool are dropped.
+    ///
+    /// An admission key added or changed is checked at each edge's next refresh (the supernode keeps no
+    /// proof to check again), which refuses an edge without the secret; that edge's registration then
+    /// expires.
     pub fn set_policy(&mut self, policy: AdmissionPolicy) {
         self.cfg.policy = policy;
+        self.leases.set_pools(self.cfg.policy.pools());
+        let mut cut = Vec::new();
+        for (id, c) in &self.communities {
+            let name = self.names.get(id).map(String::as_str);
+            match self.cfg.policy.admission(id, name) {
+                Err(reason) => cut.extend(c.edges.keys().map(|k| (*id, *k, reason))),
+                Ok(a) => cut.extend(
+                    c.edges
+                        .keys()
+                        .filter(|k| !a.allows_key(k))
+                        .map(|k| (*id, *k, NakReason::KeyNotAllowed)),
+                ),
+            }
+        }
+        let dropped: Vec<(CommunityId, PublicKey)> = cut.iter().map(|(c, k, _)| (*c, *k)).collect();
+        for (id, key, reason) in cut {
+            self.revoke(id, key, reason);
+        }
+        self.federation_policy_changed(&dropped);
+        self.communities.retain(|_, c| !c.edges.is_empty());
+        let communities = &self.communities;
+        self.names.retain(|id, _| communities.contains_key(id));
     }
 
-    /// The display name of a community, if the policy lists it.
+    /// Drops the registration of `key` in `community`, tells it why, and (when its key is no longer
+    /// allowed) tells every other edge of the community to forget it.
+    fn revoke(&mut self, community: CommunityId, key: PublicKey, reason: NakReason) {
+        let Some(c) = self.communities.get_mut(&community) else {
+            return;
+        };
+        let Some(e) = c.edges.remove(&key) else {
+            return;
+        };
+        c.by_tag.remove(&key.tag());
+        self.total_edges -= 1;
+        self.stats.revoked += 1;
+        if self.by_addr.get(&e.addr) == Some(&(community, key)) {
+            self.by_addr.remove(&e.addr);
+        }
+        let mut out = Vec::new();
+        if e.addr.port() != 0 {
+            let mut buf = Vec::new();
+            RegisterNak {
+                community,
+                public_key: key,
+                counter: e.counter,
+                reason,
+            }
+            .encode(&mut buf);
+            out.push((e.addr, buf));
+        }
+        if reason == NakReason::KeyNotAllowed {
+            let mut buf = Vec::new();
+            PeerRevoked {
+                community,
+                public_key: key,
+            }
+            .encode(&mut buf);
+            for other in c.edges.values().filter(|o| o.addr.port() != 0) {
+                out.push((other.addr, buf.clone()));
+            }
+        }
+        for (dest, buf) in out {
+            self.push(dest, buf);
+        }
+        self.events.push_back(SupernodeEvent::EdgeRevoked {
+            community,
+            edge: key,
+            reason,
+        });
+    }
+
+    /// The display name of a community: the name the policy lists, or the one its edges told (pattern).
     pub fn community_name(&self, id: &CommunityId) -> Option<&str> {
-        self.cfg.policy.listed.get(id).map(|(n, _)| n.as_str())
+        self.cfg
+            .policy
+            .listed
+            .get(id)
+            .map(|c| c.name.as_str())
+            .or_else(|| self.names.get(id).map(String::as_str))
     }
 
     /// Communities with at least one edge, and their edge counts.
@@ -354,6 +437,7 @@ impl Supernode {
         self.stats.rejected_registrations += 1;
         self.events.push_back(SupernodeEvent::RegistrationRefused {
             community: reg.community,
+            edge: reg.public_key,
             addr: from,
             reason,
         });
@@ -369,17 +453,43 @@ impl Supernode {
     }
 
     fn on_register(&mut self, now: Instant, from: SocketAddr, reg: Register, raw: &[u8]) {
-        // Admission.
-        match self.cfg.policy.listed.get(&reg.community) {
-            Some((_, Some(key))) => {
+        // Admission. A name the edge gives must be the community's: the id is derived from it.
+        if let Some(n) = &reg.name {
+            if CommunityId::from_name(n) != reg.community {
+                self.stats.dropped_packets += 1;
+                return;
+            }
+        }
+        let name = reg
+            .name
+            .as_deref()
+            .or_else(|| self.names.get(&reg.community).map(String::as_str));
+        let verdict = match self.cfg.policy.admission(&reg.community, name) {
+            Err(reason) => Err(reason),
+            Ok(a) => {
                 let signed = &raw[..raw.len() - ADMISSION_TAG_LEN];
-                if !key.verify(signed, &reg.admission_tag) {
-                    return self.nak(from, &reg, NakReason::BadAdmissionProof);
+                if a.admission_key()
+                    .is_some_and(|k| !k.verify(signed, &reg.admission_tag))
+                {
+                    Err(NakReason::BadAdmissionProof)
+                } else if !a.allows_key(&reg.public_key) {
+                    Err(NakReason::KeyNotAllowed)
+                } else {
+                    Ok((a.key_restricted(), matches!(a, Admission::Pattern(_))))
                 }
             }
-            Some((_, None)) => {}
-            None if self.cfg.policy.open => {}
-            None => return self.nak(from, &reg, NakReason::CommunityNotAllowed),
+        };
+        // A refusal never touches an existing registration: registrations are not signed by the edge's
+        // static key, so anyone could send one with another edge's key. Revocation happens in
+        // `set_policy`.
+        let (introduced_only, by_pattern) = match verdict {
+            Ok(v) => v,
+            Err(reason) => return self.nak(from, &reg, reason),
+        };
+        if by_pattern {
+            if let Some(n) = &reg.name {
+                self.names.insert(reg.community, n.clone());
+            }
         }
         let existing = self
             .communities
@@ -456,6 +566,7 @@ impl Supernode {
             assigned_ip: if reg.wants_ip { ip } else { None },
             lifetime_secs: self.cfg.edge_expiry.as_secs().min(u16::MAX as u64) as u16,
             boot_id: self.cfg.boot_id,
+            introduced_only,
         }
         .encode(&mut ack);
         self.push(from, ack);
@@ -599,6 +710,8 @@ impl Supernode {
                 .push_back(SupernodeEvent::EdgeExpired { community, edge });
         }
         self.communities.retain(|_, c| !c.edges.is_empty());
+        let communities = &self.communities;
+        self.names.retain(|id, _| communities.contains_key(id));
         self.federation_timers(now);
     }
 }

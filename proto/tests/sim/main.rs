@@ -5,6 +5,7 @@
 //! times to first frame and to a direct path) are printed; run with `--nocapture` to see them.
 
 mod net;
+mod policy;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use net::*;
 use weft_proto::edge::{AddressMode, Event, Path, PeerState};
 use weft_proto::keys::CommunityKeys;
-use weft_proto::supernode::{AdmissionPolicy, SupernodeConfig};
+use weft_proto::supernode::{AdmissionPolicy, CommunityPolicy, SupernodeConfig};
 use weft_proto::wire::{MacAddr, NakReason};
 
 /// A world with the supernode on the internet.
@@ -547,7 +548,10 @@ fn wrong_secret_is_kept_out() {
     let keys = CommunityKeys::derive(COMMUNITY, SECRET);
     policy.listed.insert(
         keys.id,
-        (COMMUNITY.to_string(), Some(keys.admission.clone())),
+        CommunityPolicy {
+            admission: Some(keys.admission.clone()),
+            ..CommunityPolicy::named(COMMUNITY)
+        },
     );
     sim.add_supernode(SupernodeConfig {
         policy,

@@ -46,7 +46,9 @@ use weft_proto::edge::{
     AddressMode, Edge, EdgeConfig, Event, Limits, Path, PeerState, PeerStatus, Timers,
 };
 use weft_proto::keys::{CommunityKeys, PublicKey, StaticKeypair};
-use weft_proto::supernode::{Lease, Supernode, SupernodeConfig, SupernodeEvent, SupernodeStats};
+use weft_proto::supernode::{
+    AdmissionPolicy, Lease, Supernode, SupernodeConfig, SupernodeEvent, SupernodeStats,
+};
 use weft_proto::wire::{Ipv4Net, MacAddr};
 use weft_proto::Transmit;
 
@@ -598,6 +600,17 @@ impl Sim {
         cfg.boot_id = 0x5eed_0000 + self.boots;
         s.sn = Some(Supernode::new(cfg, now, leases));
         self.refresh_deadline(Node::Supernode);
+    }
+
+    /// Gives the running supernode a new admission policy (a reloaded community file), and sends what it
+    /// sends then (refusals, revocations). A later restart keeps it.
+    pub fn set_policy(&mut self, policy: AdmissionPolicy) {
+        let s = self.sn.as_mut().expect("supernode");
+        s.cfg.policy = policy.clone();
+        if let Some(sn) = s.sn.as_mut() {
+            sn.set_policy(policy);
+        }
+        self.drain(Node::Supernode);
     }
 
     /// Stops and starts the supernode at once.

@@ -235,11 +235,19 @@ pub(crate) fn edges(result: &Value, role: Option<&str>) -> String {
     list(result, columns, empty)
 }
 
+/// A supernode's state, with the reason when it refused us.
+fn c_sn_state(r: &Map<String, Value>) -> String {
+    match r.get("refused_explanation").and_then(Value::as_str) {
+        Some(why) => format!("{} ({why})", text(r.get("state"))),
+        None => text(r.get("state")),
+    }
+}
+
 /// `get_supernodes`.
 pub(crate) fn supernodes(result: &Value) -> String {
     let columns = [
         col("ADDRESS", false, &["addr"], c_address),
-        STATE,
+        col("STATE", false, &["state"], c_sn_state),
         col("IN USE", false, &["active"], c_active),
         RTT,
         LAST_SEEN,
@@ -650,5 +658,21 @@ mod tests {
         let line = event("lagged", r#"{"missed":3}"#);
         assert!(line.ends_with("lagged               missed=3"), "{line}");
         assert_eq!(line.as_bytes()[2], b':');
+    }
+
+    #[test]
+    fn refused_supernode_says_why() {
+        let t = supernodes(&json!([
+            {"addr": "198.51.100.1:7700", "state": "refused", "rtt_ms": null, "last_seen_ms": null,
+             "refused_reason": "KeyNotAllowed",
+             "refused_explanation": "this edge's key is not on the community's list of allowed keys"},
+            {"addr": "198.51.100.2:7700", "state": "registered", "rtt_ms": 1.0, "last_seen_ms": 10,
+             "refused_reason": null, "refused_explanation": null}
+        ]));
+        assert!(
+            t.contains("refused (this edge's key is not on the community's list of allowed keys)"),
+            "{t}"
+        );
+        assert!(t.contains("  registered  "), "{t}");
     }
 }
