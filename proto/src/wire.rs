@@ -564,6 +564,20 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// The body of a peer info (also the body of a federation edge announcement).
+    fn peer_info(&mut self, punch: bool) -> Result<PeerInfo, DecodeError> {
+        Ok(PeerInfo {
+            community: CommunityId(self.array()?),
+            public_key: PublicKey(self.array()?),
+            mac: MacAddr(self.array()?),
+            ip: self.ipv4_net()?,
+            observed: self.socket_addr()?,
+            local_addrs: self.addr_list()?,
+            description: self.description()?,
+            punch,
+        })
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.buf.len() < n {
             return Err(DecodeError::Truncated);
@@ -650,6 +664,16 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// The body of a peer info (also the body of a federation edge announcement).
+    fn peer_info(&mut self, p: &PeerInfo) {
+        self.bytes(&p.community.0);
+        self.bytes(&p.public_key.0);
+        self.bytes(&p.mac.0);
+        self.ipv4_net(&p.ip);
+        self.socket_addr(&p.observed);
+        self.addr_list(&p.local_addrs);
+        self.description(&p.description);
+    }
     fn header(&mut self, t: MsgType, aux: u8) {
         self.out.extend_from_slice(&[VERSION, t as u8, aux, 0]);
     }
@@ -836,24 +860,9 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
             })
         }
         MsgType::PeerInfo => {
-            let community = CommunityId(r.array()?);
-            let public_key = PublicKey(r.array()?);
-            let mac = MacAddr(r.array()?);
-            let ip = r.ipv4_net()?;
-            let observed = r.socket_addr()?;
-            let local_addrs = r.addr_list()?;
-            let description = r.description()?;
+            let info = r.peer_info(aux & 1 != 0)?;
             r.finish()?;
-            Message::PeerInfo(PeerInfo {
-                community,
-                punch: aux & 1 != 0,
-                public_key,
-                mac,
-                ip,
-                observed,
-                local_addrs,
-                description,
-            })
+            Message::PeerInfo(info)
         }
         MsgType::PunchRequest => {
             let community = CommunityId(r.array()?);
@@ -896,28 +905,10 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
             };
             let counter = r.u64()?;
             let msg = match t {
-                MsgType::FedEdge => {
-                    let community = CommunityId(r.array()?);
-                    let public_key = PublicKey(r.array()?);
-                    let mac = MacAddr(r.array()?);
-                    let ip = r.ipv4_net()?;
-                    let observed = r.socket_addr()?;
-                    let local_addrs = r.addr_list()?;
-                    let description = r.description()?;
-                    FedMessage::Edge {
-                        info: PeerInfo {
-                            community,
-                            punch: false,
-                            public_key,
-                            mac,
-                            ip,
-                            observed,
-                            local_addrs,
-                            description,
-                        },
-                        introduce: aux & 1 != 0,
-                    }
-                }
+                MsgType::FedEdge => FedMessage::Edge {
+                    info: r.peer_info(false)?,
+                    introduce: aux & 1 != 0,
+                },
                 MsgType::FedGone => FedMessage::Gone {
                     community: CommunityId(r.array()?),
                     key: PublicKey(r.array()?),
@@ -1058,13 +1049,7 @@ impl PeerInfo {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer { out };
         w.header(MsgType::PeerInfo, self.punch as u8);
-        w.bytes(&self.community.0);
-        w.bytes(&self.public_key.0);
-        w.bytes(&self.mac.0);
-        w.ipv4_net(&self.ip);
-        w.socket_addr(&self.observed);
-        w.addr_list(&self.local_addrs);
-        w.description(&self.description);
+        w.peer_info(self);
     }
 }
 
@@ -1121,13 +1106,7 @@ impl FedMessage {
             FedMessage::Edge { info, introduce } => {
                 w.header(MsgType::FedEdge, *introduce as u8);
                 w.u64(counter);
-                w.bytes(&info.community.0);
-                w.bytes(&info.public_key.0);
-                w.bytes(&info.mac.0);
-                w.ipv4_net(&info.ip);
-                w.socket_addr(&info.observed);
-                w.addr_list(&info.local_addrs);
-                w.description(&info.description);
+                w.peer_info(info);
             }
             FedMessage::Gone { community, key } => {
                 w.header(MsgType::FedGone, 0);
