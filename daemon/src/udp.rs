@@ -75,7 +75,11 @@ impl BatchedUdp {
             ..
         } = self;
         let n = {
-            let mut iov: Vec<IoSliceMut<'_>> = rx.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            // On the stack: a receive call allocates nothing.
+            let mut bufs = rx.iter_mut();
+            let mut iov: [IoSliceMut<'_>; RX_BATCH] = std::array::from_fn(|_| {
+                IoSliceMut::new(bufs.next().expect("RX_BATCH receive buffers"))
+            });
             let sock: &UdpSocket = sock;
             sock.try_io(Interest::READABLE, || {
                 state.recv(sock.into(), &mut iov, &mut meta[..])

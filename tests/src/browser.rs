@@ -456,37 +456,10 @@ pub fn http_get(ns: &str, addr: SocketAddr, path: &str, timeout: Duration) -> Re
     })
 }
 
-/// Decodes standard base64 (with or without padding; whitespace ignored).
+/// Decodes standard base64 (with or without padding; whitespace ignored), with `weft_web`'s decoder.
 pub fn base64_decode(s: &str) -> Result<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some((c - b'A') as u32),
-            b'a'..=b'z' => Some((c - b'a') as u32 + 26),
-            b'0'..=b'9' => Some((c - b'0') as u32 + 52),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
-        }
-    }
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in s.as_bytes() {
-        if c == b'=' {
-            break;
-        }
-        if c.is_ascii_whitespace() {
-            continue;
-        }
-        let v = val(c).ok_or_else(|| anyhow!("invalid base64 byte {c:#04x}"))?;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
+    let compact: String = s.split_ascii_whitespace().collect();
+    weft_web::base64::decode(&compact).ok_or_else(|| anyhow!("invalid base64"))
 }
 
 #[cfg(test)]

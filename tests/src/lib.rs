@@ -59,6 +59,9 @@ pub fn report(line: &str) {
 pub fn require_root_or_skip(test_name: &str) -> bool {
     match root_problem() {
         None => true,
+        Some(why) if required() => {
+            panic!("{test_name}: {why}, and WEFT_E2E_REQUIRED is set (as .ci/run sets it): not skipping")
+        }
         Some(why) => {
             report(&format!(
                 "SKIP {test_name}: {why}; run: sudo -E cargo test -p weft-e2e"
@@ -66,6 +69,13 @@ pub fn require_root_or_skip(test_name: &str) -> bool {
             false
         }
     }
+}
+
+/// Whether a test that cannot run must fail instead of printing a SKIP line: `.ci/run` sets
+/// `WEFT_E2E_REQUIRED=1`, so that a CI machine missing a package or root fails loudly rather than passing
+/// with the end-to-end tests skipped.
+pub fn required() -> bool {
+    std::env::var_os("WEFT_E2E_REQUIRED").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// None when we can use network namespaces, else a short reason.

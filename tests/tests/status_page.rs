@@ -67,6 +67,10 @@ const DOM_SNAPSHOT: &str = r#"(() => {
 #[test]
 fn status_page_in_headless_chromium() {
     if let Some(why) = browser::chromium_problem() {
+        assert!(
+            !weft_e2e::required(),
+            "{TEST}: {why}, and WEFT_E2E_REQUIRED is set: not skipping"
+        );
         report(&format!("SKIP {TEST}: {why}"));
         return;
     }

@@ -1,5 +1,5 @@
-//! Standard base64 (RFC 4648, with padding), both ways: HTTP Basic credentials are the only use, so
-//! a few lines here beat a dependency.
+//! Standard base64 (RFC 4648, with padding), both ways: HTTP Basic credentials, and the test harness's
+//! screenshots from Chromium, are the only uses, so a few lines here beat a dependency.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

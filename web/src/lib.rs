@@ -12,7 +12,7 @@
 //! does).
 
 mod auth;
-mod base64;
+pub mod base64;
 mod body;
 pub mod client;
 mod conn;
