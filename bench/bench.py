@@ -356,6 +356,15 @@ def wait_ping(ctx: Ctx, target: str, seconds: float) -> bool:
     return False
 
 
+def wait_iface(ns: str, ifname: str, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if run(["ip", "link", "show", ifname], ns=ns, timeout=5, check=False).returncode == 0:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def iface_mtu(ns: str, ifname: str) -> int | None:
     p = run(["cat", f"/sys/class/net/{ifname}/mtu"], ns=ns, timeout=5, check=False)
     return int(p.stdout) if p.returncode == 0 and p.stdout.strip().isdigit() else None
@@ -559,6 +568,37 @@ class WeftRelayed(Weft):
         if self.sn is not None:
             out["sn"] = self.sn.pid
         return out
+
+
+class Floor(Vpn):
+    """Not a VPN: `floor_forwarder` (edge/examples), frames from a TAP device sent as plain UDP datagrams to the
+    other end and back, no header, no cipher. What the kernel and the wake-ups cost any user-space TAP tunnel on
+    this machine; a VPN's latency above this row is its own."""
+    name = "floor (TAP/UDP, no crypto)"
+    kind = "fl"
+    net = "10.100.7"
+    port = 7720
+    settings = {"what": "edge/examples/floor_forwarder.rs: one epoll loop, TAP <-> UDP, no header, no cipher, "
+                        "no batching or offload", "mtu": 1400}
+
+    def __init__(self, ctx, bindir: Path):
+        super().__init__(ctx)
+        self.bin = bindir / "examples" / "floor_forwarder"
+
+    def version(self):
+        return f"weft {git_commit()}"
+
+    def setup(self):
+        c = self.ctx
+        for s, me, other in (("a", UL_A, UL_B), ("b", UL_B, UL_A)):
+            self.procs[s] = start(f"floor {s}", [self.bin, self.ifs[s], "1400", f"{me}:{self.port}",
+                                                 f"{other}:{self.port}"], c.ns[s], self.dir / f"floor-{s}.log")
+        for s in ("a", "b"):
+            if not wait_iface(c.ns[s], self.ifs[s], 5):
+                raise RuntimeError(f"floor_forwarder made no {self.ifs[s]} in {s}")
+            self.up_iface(s)
+        if not wait_ping(c, self.target, 10):
+            raise RuntimeError("no ping through the floor forwarder within 10 s")
 
 
 class WireGuard(Vpn):
@@ -789,11 +829,13 @@ def find_cargo() -> str | None:
 
 
 def build_weft(cargo: str) -> Path:
-    log("building Weft: cargo build --release -p weft-edge -p weft-supernode -p weft-web (for weftctl)")
+    log("building Weft: cargo build --release -p weft-edge -p weft-supernode -p weft-web (for weftctl) "
+        "--bins --example floor_forwarder")
     env = dict(os.environ)
     env["PATH"] = f"{Path(cargo).parent}:{env.get('PATH', '')}"
     p = subprocess.run([cargo, "build", "--release", "--quiet", "-p", "weft-edge", "-p", "weft-supernode",
-                        "-p", "weft-web"], cwd=REPO, env=env, timeout=3600, stdin=subprocess.DEVNULL)
+                        "-p", "weft-web", "--bins", "--example", "floor_forwarder"], cwd=REPO, env=env,
+                       timeout=3600, stdin=subprocess.DEVNULL)
     if p.returncode != 0:
         raise RuntimeError("cargo build --release failed")
     return REPO / "target" / "release"
@@ -981,6 +1023,12 @@ def table(report: dict) -> str:
     if direct and relay and summ[direct].get("tcp1") and summ[relay].get("tcp1") and summ[direct]["tcp1"]["median"]:
         pct = 100 * summ[relay]["tcp1"]["median"] / summ[direct]["tcp1"]["median"]
         lines += ["", f"relayed TCP 1 stream = {pct:.0f} % of direct Weft (medians, this run)"]
+    floor = next((n for n in names if report["vpns"][n]["role"] == "reference"), None)
+    if floor and ul and direct and all(summ[n].get("p50") for n in (floor, ul, direct)):
+        p50 = {n: summ[n]["p50"]["median"] for n in (floor, ul, direct)}
+        lines += ["", f"ping p50 added over the underlay: floor +{p50[floor] - p50[ul]:.3f} ms (any user-space "
+                      f"TAP tunnel here), Weft +{p50[direct] - p50[ul]:.3f} ms, of which "
+                      f"{p50[direct] - p50[floor]:+.3f} ms beyond the floor (medians, this run)"]
     legend = [
         "",
         "Medians of {r} rounds, (min–max) across rounds. ×U: ratio to the raw underlay in the same run; ×P: ratio "
@@ -991,8 +1039,11 @@ def table(report: dict) -> str:
         "host B during the TCP 1-stream test. "
         "RcvbufErrors: UDP datagrams dropped for a full socket buffer, both hosts, during both TCP tests.{w}".format(
             r=report["config"]["rounds"],
-            w=" Weft relayed (allow_p2p = false: every packet through the supernode) is not a peer; its CPU "
-              "cell adds the relaying supernode's in brackets." if relay else "",
+            w=(" The floor row is not a VPN: a TAP/UDP forwarder with no header and no cipher "
+               "(edge/examples/floor_forwarder.rs), the cost of the plumbing every user-space TAP tunnel pays "
+               "here." if floor else "") +
+              (" Weft relayed (allow_p2p = false: every packet through the supernode) is not a peer; its CPU "
+               "cell adds the relaying supernode's in brackets." if relay else ""),
             b="; best peer: " + ", ".join(f"{t.format(large=large).split(',')[0]} {best[k][1]}"
                                           for k, t, _ in HEADLINE if k in best)
             if best else ""),
@@ -1042,7 +1093,7 @@ def main() -> int:
            "ping_count": PING_COUNT_QUICK if quick else PING_COUNT_FULL, "ping_interval_s": 0.01,
            "loss_limit_percent": LOSS_LIMIT, "quick": quick}
     cfg["rounds"] = max(1, min(cfg["rounds"], 20))
-    all_ids = ["underlay", "weft", "weft-relay", "wireguard-go", "boringtun", "nebula", "tinc"]
+    all_ids = ["underlay", "floor", "weft", "weft-relay", "wireguard-go", "boringtun", "nebula", "tinc"]
     only = [x.strip().lower() for x in args.only.split(",")] if args.only else all_ids
     bad = [x for x in only if x not in all_ids]
     if bad:
@@ -1091,6 +1142,8 @@ def main() -> int:
         candidates: list[tuple[str, str, Vpn]] = []
         if "underlay" in only:
             candidates.append(("underlay", "underlay", Underlay(ctx)))
+        if "floor" in only:
+            candidates.append(("floor", "reference", Floor(ctx, bindir)))
         if "weft" in only:
             candidates.append(("Weft", "weft", Weft(ctx, bindir)))
         if "weft-relay" in only:

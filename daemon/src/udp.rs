@@ -10,8 +10,9 @@
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::os::fd::AsFd;
 
-use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSocketState};
+use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -22,57 +23,33 @@ const RX_BUF: usize = 65536;
 /// A GSO send stays below this (the kernel refuses more than 64 KiB per call).
 const MAX_GSO_BYTES: usize = 60000;
 
-/// A UDP socket with batched receive and coalesced send.
-pub struct BatchedUdp {
-    sock: UdpSocket,
+/// Receive buffers, probed offload state and the gather buffer: what both front ends share.
+struct Batches {
     state: UdpSocketState,
     rx: Vec<Vec<u8>>,
     meta: Vec<RecvMeta>,
     tx: Vec<u8>,
 }
 
-impl BatchedUdp {
-    /// Wraps a bound, non-blocking tokio socket; probes GSO and GRO.
-    pub fn new(sock: UdpSocket) -> io::Result<BatchedUdp> {
-        let state = UdpSocketState::new((&sock).into())?;
-        Ok(BatchedUdp {
-            sock,
-            state,
+impl Batches {
+    fn new(sock: UdpSockRef<'_>) -> io::Result<Batches> {
+        Ok(Batches {
+            state: UdpSocketState::new(sock)?,
             rx: (0..RX_BATCH).map(|_| vec![0u8; RX_BUF]).collect(),
             meta: vec![RecvMeta::default(); RX_BATCH],
             tx: Vec::with_capacity(65536),
         })
     }
 
-    /// The bound address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.local_addr()
-    }
-
-    /// How many datagrams one send may carry (1 without GSO).
-    pub fn max_gso_segments(&self) -> usize {
-        self.state.max_gso_segments()
-    }
-
-    /// How many datagrams one receive buffer may carry (1 without GRO).
-    pub fn gro_segments(&self) -> usize {
-        self.state.gro_segments()
-    }
-
-    /// Waits until the socket is readable.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.sock.readable().await
-    }
-
-    /// Receives what is queued without waiting (one `recvmmsg`), calling `each` per datagram in order.
-    /// Returns the number of datagrams, or `WouldBlock` when nothing was queued.
-    pub fn try_recv(&mut self, mut each: impl FnMut(SocketAddr, &mut [u8])) -> io::Result<usize> {
-        let BatchedUdp {
-            sock,
-            state,
-            rx,
-            meta,
-            ..
+    /// One `recvmmsg` through `call` (which adds the front end's readiness bookkeeping), then `each` per
+    /// datagram in order.
+    fn recv(
+        &mut self,
+        call: impl FnOnce(&UdpSocketState, &mut [IoSliceMut<'_>], &mut [RecvMeta]) -> io::Result<usize>,
+        mut each: impl FnMut(SocketAddr, &mut [u8]),
+    ) -> io::Result<usize> {
+        let Batches {
+            state, rx, meta, ..
         } = self;
         let n = {
             // On the stack: a receive call allocates nothing.
@@ -80,10 +57,7 @@ impl BatchedUdp {
             let mut iov: [IoSliceMut<'_>; RX_BATCH] = std::array::from_fn(|_| {
                 IoSliceMut::new(bufs.next().expect("RX_BATCH receive buffers"))
             });
-            let sock: &UdpSocket = sock;
-            sock.try_io(Interest::READABLE, || {
-                state.recv(sock.into(), &mut iov, &mut meta[..])
-            })?
+            call(state, &mut iov, &mut meta[..])?
         };
         let mut count = 0;
         for (m, buf) in meta.iter().zip(rx.iter_mut()).take(n) {
@@ -96,64 +70,150 @@ impl BatchedUdp {
         Ok(count)
     }
 
+    /// Copies a run that does not lie back to back into the gather buffer.
+    fn gather(&mut self, bytes: &[u8], run: &[(SocketAddr, Range<usize>)]) {
+        self.tx.clear();
+        for (_, r) in run {
+            self.tx.extend_from_slice(&bytes[r.clone()]);
+        }
+    }
+}
+
+/// One GSO send's worth of `datagrams`, starting at `i`: datagrams to one destination, of equal size (the
+/// last may be shorter), at most `max_segs` and [`MAX_GSO_BYTES`]. Returns where the run ends and whether
+/// its datagrams lie back to back in the buffer.
+fn next_run(datagrams: &[(SocketAddr, Range<usize>)], i: usize, max_segs: usize) -> (usize, bool) {
+    let (dest, size) = (datagrams[i].0, datagrams[i].1.len());
+    let mut j = i + 1;
+    let mut total = size;
+    let mut contiguous = true;
+    if max_segs > 1 && size > 0 {
+        while j < datagrams.len()
+            && j - i < max_segs
+            && datagrams[j].0 == dest
+            && datagrams[j].1.len() <= size
+            && total + datagrams[j].1.len() <= MAX_GSO_BYTES
+        {
+            contiguous &= datagrams[j].1.start == datagrams[j - 1].1.end;
+            total += datagrams[j].1.len();
+            let shorter = datagrams[j].1.len() < size;
+            j += 1;
+            if shorter {
+                break; // only the last segment may be shorter
+            }
+        }
+    }
+    (j, contiguous)
+}
+
+/// How a run of datagrams goes out.
+enum RunSend {
+    /// One datagram.
+    Single,
+    /// One GSO send straight from the caller's buffer.
+    InPlace(Range<usize>),
+    /// One GSO send from the gather buffer.
+    Gathered,
+}
+
+fn plan(run: &[(SocketAddr, Range<usize>)], contiguous: bool) -> RunSend {
+    if run.len() == 1 {
+        RunSend::Single
+    } else if contiguous {
+        RunSend::InPlace(run[0].1.start..run[run.len() - 1].1.end)
+    } else {
+        RunSend::Gathered
+    }
+}
+
+fn transmit(dest: SocketAddr, contents: &[u8], segment_size: Option<usize>) -> UdpTransmit<'_> {
+    UdpTransmit {
+        destination: dest,
+        ecn: None,
+        contents,
+        segment_size,
+        src_ip: None,
+    }
+}
+
+/// A tokio UDP socket with batched receive and coalesced send (the supernode's loop).
+pub struct BatchedUdp {
+    sock: UdpSocket,
+    b: Batches,
+}
+
+impl BatchedUdp {
+    /// Wraps a bound, non-blocking tokio socket; probes GSO and GRO.
+    pub fn new(sock: UdpSocket) -> io::Result<BatchedUdp> {
+        let b = Batches::new((&sock).into())?;
+        Ok(BatchedUdp { sock, b })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// How many datagrams one send may carry (1 without GSO).
+    pub fn max_gso_segments(&self) -> usize {
+        self.b.state.max_gso_segments()
+    }
+
+    /// How many datagrams one receive buffer may carry (1 without GRO).
+    pub fn gro_segments(&self) -> usize {
+        self.b.state.gro_segments()
+    }
+
+    /// Waits until the socket is readable.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.sock.readable().await
+    }
+
+    /// Receives what is queued without waiting (one `recvmmsg`), calling `each` per datagram in order.
+    /// Returns the number of datagrams, or `WouldBlock` when nothing was queued.
+    pub fn try_recv(&mut self, each: impl FnMut(SocketAddr, &mut [u8])) -> io::Result<usize> {
+        let sock = &self.sock;
+        self.b.recv(
+            |state, iov, meta| {
+                sock.try_io(Interest::READABLE, || state.recv(sock.into(), iov, meta))
+            },
+            each,
+        )
+    }
+
     /// Sends `datagrams`, each a range of `bytes`, in order. Runs to one destination of equal size (the
     /// last of a run may be shorter) go out as one GSO send, straight from `bytes` when they lie back to
     /// back there (as the protocol core's output queue lays them out), else gathered into a buffer first.
     /// Send errors are logged at debug level and the datagram dropped, as the network may drop it anyway
     /// (the protocol's timers recover).
     pub async fn send_all(&mut self, bytes: &[u8], datagrams: &[(SocketAddr, Range<usize>)]) {
-        let max_segs = self.state.max_gso_segments().max(1);
+        let max_segs = self.b.state.max_gso_segments().max(1);
         let mut i = 0;
         while i < datagrams.len() {
-            let (dest, first) = (datagrams[i].0, datagrams[i].1.clone());
-            let size = first.len();
-            let mut j = i + 1;
-            let mut total = size;
-            let mut contiguous = true;
-            if max_segs > 1 && size > 0 {
-                while j < datagrams.len()
-                    && j - i < max_segs
-                    && datagrams[j].0 == dest
-                    && datagrams[j].1.len() <= size
-                    && total + datagrams[j].1.len() <= MAX_GSO_BYTES
-                {
-                    contiguous &= datagrams[j].1.start == datagrams[j - 1].1.end;
-                    total += datagrams[j].1.len();
-                    let shorter = datagrams[j].1.len() < size;
-                    j += 1;
-                    if shorter {
-                        break; // only the last segment may be shorter
-                    }
-                }
-            }
+            let (j, contiguous) = next_run(datagrams, i, max_segs);
             let run = &datagrams[i..j];
-            if j - i == 1 {
-                self.send_one(dest, &bytes[first], None).await;
-            } else if contiguous {
-                let all = first.start..run[run.len() - 1].1.end;
-                if !self.send_one(dest, &bytes[all], Some(size)).await {
-                    self.send_each(bytes, run).await;
+            let (dest, size) = (run[0].0, run[0].1.len());
+            let sent = match plan(run, contiguous) {
+                RunSend::Single => {
+                    self.send_one(dest, &bytes[run[0].1.clone()], None).await;
+                    true
                 }
-            } else {
-                let mut buf = std::mem::take(&mut self.tx);
-                buf.clear();
-                for (_, r) in run {
-                    buf.extend_from_slice(&bytes[r.clone()]);
+                RunSend::InPlace(all) => self.send_one(dest, &bytes[all], Some(size)).await,
+                RunSend::Gathered => {
+                    self.b.gather(bytes, run);
+                    let buf = std::mem::take(&mut self.b.tx);
+                    let ok = self.send_one(dest, &buf, Some(size)).await;
+                    self.b.tx = buf;
+                    ok
                 }
-                if !self.send_one(dest, &buf, Some(size)).await {
-                    self.send_each(bytes, run).await;
+            };
+            if !sent {
+                // The kernel refused the GSO send (e.g. a device without checksum offload).
+                for (dest, r) in run {
+                    self.send_one(*dest, &bytes[r.clone()], None).await;
                 }
-                self.tx = buf;
             }
             i = j;
-        }
-    }
-
-    /// One datagram per call: the fallback when the kernel refuses a GSO send (e.g. a device without
-    /// checksum offload).
-    async fn send_each(&self, bytes: &[u8], run: &[(SocketAddr, Range<usize>)]) {
-        for (dest, r) in run {
-            self.send_one(*dest, &bytes[r.clone()], None).await;
         }
     }
 
@@ -163,17 +223,11 @@ impl BatchedUdp {
         contents: &[u8],
         segment_size: Option<usize>,
     ) -> bool {
-        let t = UdpTransmit {
-            destination: dest,
-            ecn: None,
-            contents,
-            segment_size,
-            src_ip: None,
-        };
+        let t = transmit(dest, contents, segment_size);
         match self
             .sock
             .async_io(Interest::WRITABLE, || {
-                self.state.try_send((&self.sock).into(), &t)
+                self.b.state.try_send((&self.sock).into(), &t)
             })
             .await
         {
@@ -186,48 +240,206 @@ impl BatchedUdp {
     }
 }
 
+/// How long a send waits for room in a full socket buffer before the datagram is dropped.
+const SEND_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A non-blocking std UDP socket with batched receive and coalesced send, for a loop on its own thread
+/// that waits in epoll itself (the edge's data path): no runtime between the kernel's wake-up and the
+/// packet. Sends that find the socket buffer full wait for room (up to [`SEND_WAIT`]), which keeps the
+/// back-pressure the kernel gives instead of dropping.
+pub struct SyncBatchedUdp {
+    sock: std::net::UdpSocket,
+    b: Batches,
+}
+
+impl SyncBatchedUdp {
+    /// Wraps a bound socket (made non-blocking); probes GSO and GRO.
+    pub fn new(sock: std::net::UdpSocket) -> io::Result<SyncBatchedUdp> {
+        sock.set_nonblocking(true)?;
+        let b = Batches::new((&sock).into())?;
+        Ok(SyncBatchedUdp { sock, b })
+    }
+
+    /// The socket, to register with a poller.
+    pub fn socket(&self) -> &std::net::UdpSocket {
+        &self.sock
+    }
+
+    /// How many datagrams one send may carry (1 without GSO).
+    pub fn max_gso_segments(&self) -> usize {
+        self.b.state.max_gso_segments()
+    }
+
+    /// How many datagrams one receive buffer may carry (1 without GRO).
+    pub fn gro_segments(&self) -> usize {
+        self.b.state.gro_segments()
+    }
+
+    /// Receives what is queued (one `recvmmsg`), calling `each` per datagram in order. Returns the number
+    /// of datagrams, or `WouldBlock` when nothing was queued.
+    pub fn try_recv(&mut self, each: impl FnMut(SocketAddr, &mut [u8])) -> io::Result<usize> {
+        let sock = &self.sock;
+        self.b
+            .recv(|state, iov, meta| state.recv(sock.into(), iov, meta), each)
+    }
+
+    /// As [`BatchedUdp::send_all`], waiting for room when the socket buffer is full.
+    pub fn send_all(&mut self, bytes: &[u8], datagrams: &[(SocketAddr, Range<usize>)]) {
+        let max_segs = self.b.state.max_gso_segments().max(1);
+        let mut i = 0;
+        while i < datagrams.len() {
+            let (j, contiguous) = next_run(datagrams, i, max_segs);
+            let run = &datagrams[i..j];
+            let (dest, size) = (run[0].0, run[0].1.len());
+            let sent = match plan(run, contiguous) {
+                RunSend::Single => {
+                    self.send_one(dest, &bytes[run[0].1.clone()], None);
+                    true
+                }
+                RunSend::InPlace(all) => self.send_one(dest, &bytes[all], Some(size)),
+                RunSend::Gathered => {
+                    self.b.gather(bytes, run);
+                    let buf = std::mem::take(&mut self.b.tx);
+                    let ok = self.send_one(dest, &buf, Some(size));
+                    self.b.tx = buf;
+                    ok
+                }
+            };
+            if !sent {
+                for (dest, r) in run {
+                    self.send_one(*dest, &bytes[r.clone()], None);
+                }
+            }
+            i = j;
+        }
+    }
+
+    fn send_one(&self, dest: SocketAddr, contents: &[u8], segment_size: Option<usize>) -> bool {
+        let t = transmit(dest, contents, segment_size);
+        let mut waited = false;
+        loop {
+            match self.b.state.try_send((&self.sock).into(), &t) {
+                Ok(()) => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !waited => {
+                    waited = true;
+                    wait_writable(&self.sock, SEND_WAIT);
+                }
+                Err(e) => {
+                    tracing::debug!("udp send to {dest} ({} bytes): {e}", contents.len());
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Waits (at most `limit`) until `fd` has room to write.
+pub fn wait_writable(fd: &impl AsFd, limit: std::time::Duration) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+    let _ = poll(&mut fds, PollTimeout::from(ms));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn batches_arrive_complete_and_in_order() {
-        let a = BatchedUdp::new(crate::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap());
-        let mut a = a.unwrap();
-        let mut b =
-            BatchedUdp::new(crate::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap())
-                .unwrap();
-        let dest = b.local_addr().unwrap();
-        // 40 equal datagrams, a shorter one, then 5 more: GSO runs, a run end, and a new run.
+    /// 40 equal datagrams, a shorter one, then 5 more (GSO runs, a run end, and a new run), laid out as the
+    /// protocol core does: back to back, except one gap (a gathered run).
+    type Datagrams = Vec<(SocketAddr, Range<usize>)>;
+
+    fn workload(dest: SocketAddr) -> (Vec<Vec<u8>>, Vec<u8>, Datagrams) {
         let mut sent = Vec::new();
         for i in 0..46u32 {
             let len = if i == 40 { 300 } else { 1200 };
             let mut d = vec![(i % 251) as u8; len];
             d[..4].copy_from_slice(&i.to_be_bytes());
-            sent.push((dest, d));
+            sent.push(d);
         }
-        // Laid out as the protocol core does: back to back, except one gap (a gathered run).
         let mut bytes = Vec::new();
         let mut ranges = Vec::new();
-        for (i, (dest, d)) in sent.iter().enumerate() {
+        for (i, d) in sent.iter().enumerate() {
             if i == 20 {
                 bytes.extend_from_slice(b"gap");
             }
-            ranges.push((*dest, bytes.len()..bytes.len() + d.len()));
+            ranges.push((dest, bytes.len()..bytes.len() + d.len()));
             bytes.extend_from_slice(d);
         }
+        (sent, bytes, ranges)
+    }
+
+    #[tokio::test]
+    async fn batches_arrive_complete_and_in_order() {
+        let mut a =
+            BatchedUdp::new(crate::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap())
+                .unwrap();
+        let mut b =
+            BatchedUdp::new(crate::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap())
+                .unwrap();
+        let (want, bytes, ranges) = workload(b.local_addr().unwrap());
         a.send_all(&bytes, &ranges).await;
         let mut got: Vec<Vec<u8>> = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while got.len() < sent.len() && std::time::Instant::now() < deadline {
+        while got.len() < want.len() && std::time::Instant::now() < deadline {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(200), b.readable()).await;
             let _ = b.try_recv(|from, d| {
                 assert_eq!(from, a.local_addr().unwrap());
                 got.push(d.to_vec());
             });
         }
-        let want: Vec<Vec<u8>> = sent.into_iter().map(|(_, d)| d).collect();
         assert_eq!(got.len(), want.len());
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn sync_batches_arrive_complete_and_in_order() {
+        let bind = || crate::bind_udp_std("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
+        let mut a = SyncBatchedUdp::new(bind()).unwrap();
+        let mut b = SyncBatchedUdp::new(bind()).unwrap();
+        let from_a = a.socket().local_addr().unwrap();
+        let (want, bytes, ranges) = workload(b.socket().local_addr().unwrap());
+        a.send_all(&bytes, &ranges);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got.len() < want.len() && std::time::Instant::now() < deadline {
+            match b.try_recv(|from, d| {
+                assert_eq!(from, from_a);
+                got.push(d.to_vec());
+            }) {
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
+        assert_eq!(got.len(), want.len());
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn waiting_for_room_returns_once_the_reader_drains() {
+        // A datagram socket pair filled until the kernel refuses more (on loopback UDP never does: the
+        // sender's buffer is released at transmit).
+        let (tx, rx) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let mut queued = 0;
+        while tx.send(&[0u8; 1024]).is_ok() {
+            queued += 1;
+        }
+        assert!(queued > 0);
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut buf = [0u8; 1024];
+            for _ in 0..queued {
+                rx.recv(&mut buf).unwrap();
+            }
+            rx
+        });
+        wait_writable(&tx, std::time::Duration::from_secs(30));
+        tx.send(&[1u8; 1024])
+            .expect("room after the wait (it returned only when the reader had drained)");
+        let _rx = reader.join().unwrap();
     }
 }

@@ -1,22 +1,34 @@
-//! The edge's event loop: the thin I/O shell around `weft_proto::edge::Edge`.
+//! The edge's data path: the thin I/O shell around `weft_proto::edge::Edge`, on a thread of its own.
 //!
-//! One task owns the state machine, the UDP socket and the TAP device, and waits on whichever is ready
-//! first: a datagram, a frame, the machine's next timer, or a management query. After each wake-up it
-//! drains everything already queued in the kernel without waiting (up to a batch), then flushes what the
-//! machine produced. One thread: on small machines handing packets between threads costs more than it
-//! gives (see shared/testbed/NOTES.md), and the batch boundaries are where sendmmsg/recvmmsg and GSO will
-//! slot in.
+//! One thread owns the state machine, the UDP socket and the TAP device, and waits in epoll (through mio)
+//! on whichever is ready first: a datagram, a frame, the machine's next timer, or a wake-up from the
+//! management side (a query, or stop). After each wake-up it drains what is already queued in the kernel
+//! (up to a batch per source, so neither direction starves the other), then flushes what the machine
+//! produced: UDP with GSO, TAP with coalesced vectored writes, straight from the machine's output queues.
+//!
+//! Why a plain epoll loop on its own thread rather than a task on the tokio runtime that serves the API:
+//! a ping through the tunnel wakes an edge three times per round trip, and every wake-up through the
+//! runtime (its driver, the select over five futures, the timer wheel) cost about 30 us of CPU on these
+//! machines; measured against a minimal C TAP/UDP bridge in the same namespaces, that was most of the
+//! latency Weft added beyond what any user-space tunnel pays here (bench/README.md, "Latency"). The
+//! management API stays on tokio, on the main thread, and reaches this loop through [`Remote`].
+//! One thread for the whole path: on small machines handing packets between threads costs more than it
+//! gives (shared/testbed/NOTES.md).
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
-use tokio::net::UdpSocket;
+use anyhow::{Context as _, Result};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::{mpsc, oneshot};
-use tun_rs::AsyncDevice;
-use weft_daemon::udp::BatchedUdp;
+use tun_rs::SyncDevice;
+use weft_daemon::udp::SyncBatchedUdp;
 use weft_proto::edge::{Edge, EdgeStats, Event, Path, PeerStatus, SupernodeStatus};
 use weft_proto::wire::Ipv4Net;
 
@@ -47,20 +59,117 @@ pub type EventSink = tokio::sync::broadcast::Sender<weft_web::ServerEvent>;
 
 /// Datagrams or frames handled per wake-up before yielding to the other sources.
 const BATCH: usize = 64;
+/// `recvmmsg` calls per turn of the loop (each up to 16 buffers, each a GRO run).
+const UDP_CALLS: usize = 4;
 /// Largest datagram we accept (a jumbo TAP MTU plus headers).
 const MAX_DATAGRAM: usize = 65536;
 
-/// Runs until `shutdown` fires.
-pub async fn run(
-    mut edge: Edge,
-    udp: UdpSocket,
-    dev: AsyncDevice,
+const UDP: Token = Token(0);
+const TAP: Token = Token(1);
+const WAKE: Token = Token(2);
+
+/// The management side's handle on the loop: asks it questions and stops it. Cheap to clone.
+#[derive(Clone)]
+pub struct Remote {
+    queries: mpsc::Sender<Query>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+}
+
+/// The loop's end of [`Remote`], handed to [`spawn`].
+pub struct Inbox {
+    poll: Poll,
+    queries: mpsc::Receiver<Query>,
+    stop: Arc<AtomicBool>,
+}
+
+/// The loop has stopped and will answer no more.
+#[derive(Debug)]
+pub struct Gone;
+
+impl Remote {
+    /// Queues `q` and wakes the loop; fails once the loop has stopped.
+    pub async fn ask(&self, q: Query) -> Result<(), Gone> {
+        self.queries.send(q).await.map_err(|_| Gone)?;
+        self.waker.wake().map_err(|_| Gone)
+    }
+
+    /// Asks the loop to stop after its current turn.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+    }
+}
+
+/// The pair of ends between the management side and the loop.
+pub fn remote() -> std::io::Result<(Remote, Inbox)> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let (tx, rx) = mpsc::channel(16);
+    let stop = Arc::new(AtomicBool::new(false));
+    Ok((
+        Remote {
+            queries: tx,
+            waker,
+            stop: stop.clone(),
+        },
+        Inbox {
+            poll,
+            queries: rx,
+            stop,
+        },
+    ))
+}
+
+/// Starts the loop on a thread named `weft-data`; the receiver yields its result when it has stopped.
+pub fn spawn(
+    edge: Edge,
+    udp: std::net::UdpSocket,
+    dev: SyncDevice,
     vnet: bool,
-    mut queries: mpsc::Receiver<Query>,
-    mut shutdown: oneshot::Receiver<()>,
+    inbox: Inbox,
+    events: EventSink,
+) -> Result<oneshot::Receiver<Result<()>>> {
+    let (done_tx, done_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("weft-data".into())
+        .spawn(move || {
+            let _ = done_tx.send(run(edge, udp, dev, vnet, inbox, events));
+        })
+        .context("cannot start the data-path thread")?;
+    Ok(done_rx)
+}
+
+/// Whether a source may still have something queued: set by an epoll edge, cleared by `WouldBlock`.
+/// Edge-triggered readiness needs this memory, as a turn stops after a batch without draining.
+#[derive(Default)]
+struct Ready {
+    udp: bool,
+    tap: bool,
+}
+
+fn run(
+    mut edge: Edge,
+    udp: std::net::UdpSocket,
+    dev: SyncDevice,
+    vnet: bool,
+    inbox: Inbox,
     events: EventSink,
 ) -> Result<()> {
-    let mut udp = BatchedUdp::new(udp)?;
+    let Inbox {
+        mut poll,
+        mut queries,
+        stop,
+    } = inbox;
+    let mut udp = SyncBatchedUdp::new(udp)?;
+    dev.set_nonblocking(true)?;
+    poll.registry().register(
+        &mut SourceFd(&udp.socket().as_raw_fd()),
+        UDP,
+        Interest::READABLE,
+    )?;
+    poll.registry()
+        .register(&mut SourceFd(&dev.as_raw_fd()), TAP, Interest::READABLE)?;
     tracing::debug!(
         "udp batching: up to {} datagrams per send (GSO), {} per receive buffer (GRO)",
         udp.max_gso_segments(),
@@ -70,41 +179,68 @@ pub async fn run(
     let mut scratch = Vec::with_capacity(2048);
     let tap = Tap { dev: &dev, vnet };
     let mut out = Buffers::default();
-    flush(&mut edge, &mut udp, &tap, &events, &mut out).await;
-    loop {
-        let deadline = tokio::time::Instant::from_std(edge.poll_timeout());
-        tokio::select! {
-            _ = &mut shutdown => break,
-            r = udp.readable() => {
-                let now = Instant::now();
-                if let Err(e) = r {
-                    tracing::debug!("udp receive: {e}");
-                }
-                // A few recvmmsg calls at most, then the TAP side gets its turn.
-                for _ in 0..4 {
-                    match udp.try_recv(|from, d| edge.handle_udp(now, from, d)) {
-                        Ok(_) => {}
-                        Err(_) => break,
-                    }
-                }
+    let mut ready = Ready::default();
+    let mut polled = Events::with_capacity(8);
+    flush(&mut edge, &mut udp, &tap, &events, &mut out);
+    while !stop.load(Ordering::Acquire) {
+        // Something left from the last turn: only look for news, do not sleep.
+        let timeout = if ready.udp || ready.tap {
+            Duration::ZERO
+        } else {
+            edge.poll_timeout()
+                .saturating_duration_since(Instant::now())
+        };
+        if let Err(e) = poll.poll(&mut polled, Some(timeout)) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e).context("epoll");
             }
-            r = dev.recv(&mut tbuf) => {
-                let now = Instant::now();
-                match r {
-                    Ok(n) => tap.frames(&mut tbuf[..n], &mut scratch, |h, t| edge.handle_tap_frame_parts(now, h, t)),
-                    Err(e) => tracing::debug!("tap receive: {e}"),
-                }
-                for _ in 1..BATCH {
-                    match dev.try_recv(&mut tbuf) {
-                        Ok(n) => tap.frames(&mut tbuf[..n], &mut scratch, |h, t| edge.handle_tap_frame_parts(now, h, t)),
-                        Err(_) => break,
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => edge.handle_timeout(Instant::now()),
-            Some(q) = queries.recv() => answer(&edge, q),
         }
-        flush(&mut edge, &mut udp, &tap, &events, &mut out).await;
+        for ev in polled.iter() {
+            match ev.token() {
+                UDP => ready.udp = true,
+                TAP => ready.tap = true,
+                _ => {}
+            }
+        }
+        let now = Instant::now();
+        if ready.udp {
+            // A few recvmmsg calls at most, then the TAP side gets its turn.
+            for _ in 0..UDP_CALLS {
+                match udp.try_recv(|from, d| edge.handle_udp(now, from, d)) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        if e.kind() != std::io::ErrorKind::WouldBlock {
+                            tracing::debug!("udp receive: {e}");
+                        }
+                        ready.udp = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if ready.tap {
+            for _ in 0..BATCH {
+                match dev.recv(&mut tbuf) {
+                    Ok(n) => tap.frames(&mut tbuf[..n], &mut scratch, |h, t| {
+                        edge.handle_tap_frame_parts(now, h, t)
+                    }),
+                    Err(e) => {
+                        if e.kind() != std::io::ErrorKind::WouldBlock {
+                            tracing::debug!("tap receive: {e}");
+                        }
+                        ready.tap = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if now >= edge.poll_timeout() {
+            edge.handle_timeout(now);
+        }
+        while let Ok(q) = queries.try_recv() {
+            answer(&edge, q);
+        }
+        flush(&mut edge, &mut udp, &tap, &events, &mut out);
     }
     Ok(())
 }
@@ -142,7 +278,7 @@ struct Buffers {
 
 /// The TAP device, with or without the virtio-net header of offload.
 struct Tap<'a> {
-    dev: &'a AsyncDevice,
+    dev: &'a SyncDevice,
     vnet: bool,
 }
 
@@ -157,20 +293,32 @@ impl Tap<'_> {
         }
     }
 
-    async fn write(&self, frame: &[u8]) -> std::io::Result<usize> {
-        if self.vnet {
-            let hdr = offload::VnetHdr::data_valid();
-            let bufs = [std::io::IoSlice::new(&hdr), std::io::IoSlice::new(frame)];
-            self.dev.send_vectored(&bufs).await
-        } else {
-            self.dev.send(frame).await
+    /// One write; a full device queue (rare: the kernel queues TAP writes on the receive backlog) is
+    /// waited out briefly, like a full socket buffer.
+    fn write(&self, bufs: &[IoSlice<'_>]) {
+        let mut waited = false;
+        loop {
+            match self.dev.send_vectored(bufs) {
+                Ok(_) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && !waited => {
+                    waited = true;
+                    weft_daemon::udp::wait_writable(self.dev, TAP_WAIT);
+                }
+                Err(e) => {
+                    tracing::debug!("tap send: {e}");
+                    return;
+                }
+            }
         }
     }
 }
 
-async fn flush(
+/// How long a TAP write waits for room before the frame is dropped.
+const TAP_WAIT: Duration = Duration::from_millis(100);
+
+fn flush(
     edge: &mut Edge,
-    udp: &mut BatchedUdp,
+    udp: &mut SyncBatchedUdp,
     tap: &Tap<'_>,
     events: &EventSink,
     out: &mut Buffers,
@@ -180,7 +328,7 @@ async fn flush(
         .extend(edge.transmits().iter().map(|(d, r)| (*d, r)));
     if !out.datagrams.is_empty() {
         // Unreachable networks and the like are logged at debug level; the protocol's timers recover.
-        udp.send_all(edge.transmits().bytes(), &out.datagrams).await;
+        udp.send_all(edge.transmits().bytes(), &out.datagrams);
         edge.clear_transmits();
     }
     out.frames.clear();
@@ -198,15 +346,11 @@ async fn flush(
             for (slot, r) in iov[1..].iter_mut().zip(&w.pieces) {
                 *slot = IoSlice::new(&frames[r.clone()]);
             }
-            if let Err(e) = tap.dev.send_vectored(&iov[..1 + w.pieces.len()]).await {
-                tracing::debug!("tap send: {e}");
-            }
+            tap.write(&iov[..1 + w.pieces.len()]);
         }
     } else {
         for r in &out.frames {
-            if let Err(e) = tap.write(&frames[r.clone()]).await {
-                tracing::debug!("tap send: {e}");
-            }
+            tap.write(&[IoSlice::new(&frames[r.clone()])]);
         }
     }
     if !out.frames.is_empty() {

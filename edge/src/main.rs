@@ -235,7 +235,6 @@ async fn run(
         .mac
         .unwrap_or_else(|| MacAddr::local_from_seed(&identity.public.0));
     let supernodes = settings::resolve_supernodes(&s.supernodes).await?;
-    let udp = tokio::net::UdpSocket::from_std(udp)?;
     let bound = udp.local_addr()?;
     let static_addr = match s.address {
         AddressMode::Static(n) => Some(n),
@@ -282,8 +281,9 @@ async fn run(
         local_addrs
     );
 
-    let (qtx, qrx) = mpsc::channel(16);
-    let ready_queries = qtx.clone();
+    let (remote, inbox) = driver::remote()?;
+    let qtx = remote.clone();
+    let ready_queries = remote.clone();
     let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);
     let (events_tx, _) = tokio::sync::broadcast::channel(256);
     let started_settings = s.clone();
@@ -333,15 +333,19 @@ async fn run(
     weft_daemon::reload_on_sighup(reload_fn, logging, status.clone())?;
     tokio::spawn(notify_when_registering(ready_queries, status));
 
-    let (stop_tx, stop_rx) = oneshot::channel();
+    let done = driver::spawn(edge, udp, dev, s.offload, inbox, events_tx)?;
     tokio::spawn(async move {
         tokio::select! {
             _ = weft_daemon::shutdown_signal() => {}
             _ = stop_api_rx.recv() => {}
         }
-        let _ = stop_tx.send(());
+        remote.stop();
     });
-    let result = driver::run(edge, udp, dev, s.offload, qrx, stop_rx, events_tx).await;
+    let result = done.await.unwrap_or_else(|_| {
+        Err(anyhow::anyhow!(
+            "the data-path thread ended without a result"
+        ))
+    });
     tracing::info!("stopping");
     weft_daemon::notify::stopping();
     server.stop().await;
@@ -351,10 +355,10 @@ async fn run(
 /// Tells systemd READY once the loop has sent its first registration (the TAP device is up by then: it
 /// is created before the loop starts). The loop answers a snapshot between two wake-ups, so a snapshot
 /// that counts a sent datagram comes after the flush that sent it.
-async fn notify_when_registering(queries: mpsc::Sender<driver::Query>, status: String) {
+async fn notify_when_registering(queries: driver::Remote, status: String) {
     loop {
         let (tx, rx) = oneshot::channel();
-        if queries.send(driver::Query::Snapshot(tx)).await.is_err() {
+        if queries.ask(driver::Query::Snapshot(tx)).await.is_err() {
             return;
         }
         match rx.await {

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use weft_daemon::metrics::{Kind, MetricsText};
 use weft_daemon::Page;
 use weft_proto::edge::{Path, PeerState, PeerStatus};
 use weft_web::jsonrpsee::types::ErrorObjectOwned;
 use weft_web::jsonrpsee::RpcModule;
 
-use crate::driver::{ms_since, Query, Snapshot};
+use crate::driver::{ms_since, Query, Remote, Snapshot};
 
 /// What the management methods need besides the loop's snapshots.
 pub struct Context {
@@ -27,7 +27,7 @@ pub struct Context {
     pub bind: String,
     pub started: Instant,
     pub started_unix_ms: u64,
-    pub queries: mpsc::Sender<Query>,
+    pub queries: Remote,
 }
 
 fn internal(msg: impl ToString) -> ErrorObjectOwned {
@@ -39,7 +39,7 @@ impl Context {
         let (reply, rx) = oneshot::channel();
         let gone = || internal("the edge is shutting down");
         self.queries
-            .send(Query::Snapshot(reply))
+            .ask(Query::Snapshot(reply))
             .await
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())

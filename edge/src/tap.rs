@@ -1,4 +1,4 @@
-//! The TAP device, through `tun-rs` (maintained, tokio-native, and it has the offload and multi-queue
+//! The TAP device, through `tun-rs` (maintained, and it has the offload and multi-queue
 //! support the performance work will need; the crate named `tun-tap` is unmaintained).
 //!
 //! With offload, the device is created with `IFF_VNET_HDR` and TSO/USO enabled: reads return large segments
@@ -7,7 +7,7 @@
 
 use std::io;
 
-use tun_rs::{AsyncDevice, DeviceBuilder, Layer};
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 use weft_proto::wire::{Ipv4Net, MacAddr};
 
 /// Creates and brings up the TAP device, with its address when it is static, and with segmentation
@@ -18,7 +18,7 @@ pub fn create(
     mtu: u16,
     addr: Option<Ipv4Net>,
     offload: bool,
-) -> io::Result<AsyncDevice> {
+) -> io::Result<SyncDevice> {
     let mut b = DeviceBuilder::new()
         .name(name)
         .layer(Layer::L2)
@@ -28,10 +28,10 @@ pub fn create(
     if let Some(net) = addr {
         b = b.ipv4(net.addr, net.prefix, None);
     }
-    b.build_async()
+    b.build_sync()
 }
 
 /// Sets (or replaces) the device's IPv4 address.
-pub fn set_address(dev: &AsyncDevice, net: Ipv4Net) -> io::Result<()> {
+pub fn set_address(dev: &SyncDevice, net: Ipv4Net) -> io::Result<()> {
     dev.set_network_address(net.addr, net.prefix, None)
 }
