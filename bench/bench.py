@@ -1005,7 +1005,7 @@ def table(report: dict) -> str:
             rat = []
             if ul and n != ul and summ[ul].get(k) and summ[ul][k]["median"]:
                 rat.append(f"{s['median'] / summ[ul][k]['median']:.2f}×U")
-            if k in best and best[k][0] and v["role"] != "underlay":
+            if k in best and best[k][0] and v["role"] not in ("underlay", "reference"):
                 rat.append(f"{s['median'] / best[k][0]:.2f}×P")
             if rat:
                 cell += " " + " ".join(rat)

@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod control;
+pub mod dataloop;
 pub mod metrics;
 pub mod notify;
 pub mod options;

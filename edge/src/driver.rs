@@ -6,12 +6,8 @@
 //! (up to a batch per source, so neither direction starves the other), then flushes what the machine
 //! produced: UDP with GSO, TAP with coalesced vectored writes, straight from the machine's output queues.
 //!
-//! Why a plain epoll loop on its own thread rather than a task on the tokio runtime that serves the API:
-//! a ping through the tunnel wakes an edge three times per round trip, and every wake-up through the
-//! runtime (its driver, the select over five futures, the timer wheel) cost about 30 us of CPU on these
-//! machines; measured against a minimal C TAP/UDP bridge in the same namespaces, that was most of the
-//! latency Weft added beyond what any user-space tunnel pays here (bench/README.md, "Latency"). The
-//! management API stays on tokio, on the main thread, and reaches this loop through [`Remote`].
+//! Why its own thread and not a task on the tokio runtime that serves the API: `weft_daemon::dataloop`.
+//! The management API stays on tokio, on the main thread, and reaches this loop through [`Remote`].
 //! One thread for the whole path: on small machines handing packets between threads costs more than it
 //! gives (shared/testbed/NOTES.md).
 
@@ -19,15 +15,14 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
-use tokio::sync::{mpsc, oneshot};
+use mio::{Events, Interest, Token};
+use tokio::sync::oneshot;
 use tun_rs::SyncDevice;
+use weft_daemon::dataloop;
 use weft_daemon::udp::SyncBatchedUdp;
 use weft_proto::edge::{Edge, EdgeStats, Event, Path, PeerStatus, SupernodeStatus};
 use weft_proto::wire::Ipv4Net;
@@ -66,60 +61,11 @@ const MAX_DATAGRAM: usize = 65536;
 
 const UDP: Token = Token(0);
 const TAP: Token = Token(1);
-const WAKE: Token = Token(2);
 
-/// The management side's handle on the loop: asks it questions and stops it. Cheap to clone.
-#[derive(Clone)]
-pub struct Remote {
-    queries: mpsc::Sender<Query>,
-    waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
-}
-
-/// The loop's end of [`Remote`], handed to [`spawn`].
-pub struct Inbox {
-    poll: Poll,
-    queries: mpsc::Receiver<Query>,
-    stop: Arc<AtomicBool>,
-}
-
-/// The loop has stopped and will answer no more.
-#[derive(Debug)]
-pub struct Gone;
-
-impl Remote {
-    /// Queues `q` and wakes the loop; fails once the loop has stopped.
-    pub async fn ask(&self, q: Query) -> Result<(), Gone> {
-        self.queries.send(q).await.map_err(|_| Gone)?;
-        self.waker.wake().map_err(|_| Gone)
-    }
-
-    /// Asks the loop to stop after its current turn.
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
-        let _ = self.waker.wake();
-    }
-}
-
-/// The pair of ends between the management side and the loop.
-pub fn remote() -> std::io::Result<(Remote, Inbox)> {
-    let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-    let (tx, rx) = mpsc::channel(16);
-    let stop = Arc::new(AtomicBool::new(false));
-    Ok((
-        Remote {
-            queries: tx,
-            waker,
-            stop: stop.clone(),
-        },
-        Inbox {
-            poll,
-            queries: rx,
-            stop,
-        },
-    ))
-}
+/// The management side's handle on the loop.
+pub type Remote = dataloop::Remote<Query>;
+/// The loop's end of [`Remote`].
+pub type Inbox = dataloop::Inbox<Query>;
 
 /// Starts the loop on a thread named `weft-data`; the receiver yields its result when it has stopped.
 pub fn spawn(
@@ -130,14 +76,9 @@ pub fn spawn(
     inbox: Inbox,
     events: EventSink,
 ) -> Result<oneshot::Receiver<Result<()>>> {
-    let (done_tx, done_rx) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("weft-data".into())
-        .spawn(move || {
-            let _ = done_tx.send(run(edge, udp, dev, vnet, inbox, events));
-        })
-        .context("cannot start the data-path thread")?;
-    Ok(done_rx)
+    dataloop::spawn("weft-data", move || {
+        run(edge, udp, dev, vnet, inbox, events)
+    })
 }
 
 /// Whether a source may still have something queued: set by an epoll edge, cleared by `WouldBlock`.
@@ -156,19 +97,17 @@ fn run(
     inbox: Inbox,
     events: EventSink,
 ) -> Result<()> {
-    let Inbox {
-        mut poll,
-        mut queries,
-        stop,
-    } = inbox;
+    let mut inbox = inbox;
     let mut udp = SyncBatchedUdp::new(udp)?;
     dev.set_nonblocking(true)?;
-    poll.registry().register(
+    inbox.poll.registry().register(
         &mut SourceFd(&udp.socket().as_raw_fd()),
         UDP,
         Interest::READABLE,
     )?;
-    poll.registry()
+    inbox
+        .poll
+        .registry()
         .register(&mut SourceFd(&dev.as_raw_fd()), TAP, Interest::READABLE)?;
     tracing::debug!(
         "udp batching: up to {} datagrams per send (GSO), {} per receive buffer (GRO)",
@@ -182,7 +121,7 @@ fn run(
     let mut ready = Ready::default();
     let mut polled = Events::with_capacity(8);
     flush(&mut edge, &mut udp, &tap, &events, &mut out);
-    while !stop.load(Ordering::Acquire) {
+    while !inbox.stopping() {
         // Something left from the last turn: only look for news, do not sleep.
         let timeout = if ready.udp || ready.tap {
             Duration::ZERO
@@ -190,11 +129,7 @@ fn run(
             edge.poll_timeout()
                 .saturating_duration_since(Instant::now())
         };
-        if let Err(e) = poll.poll(&mut polled, Some(timeout)) {
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e).context("epoll");
-            }
-        }
+        dataloop::wait(&mut inbox.poll, &mut polled, timeout).context("epoll")?;
         for ev in polled.iter() {
             match ev.token() {
                 UDP => ready.udp = true,
@@ -237,7 +172,7 @@ fn run(
         if now >= edge.poll_timeout() {
             edge.handle_timeout(now);
         }
-        while let Ok(q) = queries.try_recv() {
+        while let Some(q) = inbox.next_query() {
             answer(&edge, q);
         }
         flush(&mut edge, &mut udp, &tap, &events, &mut out);

@@ -281,7 +281,7 @@ async fn run(
         local_addrs
     );
 
-    let (remote, inbox) = driver::remote()?;
+    let (remote, inbox) = weft_daemon::dataloop::channel()?;
     let qtx = remote.clone();
     let ready_queries = remote.clone();
     let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);

@@ -3,6 +3,7 @@
 //! the I/O shell: configuration, the UDP socket, persisted leases, the management socket, logging.
 
 mod communities;
+mod datapath;
 mod leases_file;
 mod mgmt;
 mod settings;
@@ -132,8 +133,7 @@ async fn run(
         peers: s.peers.clone(),
         ..SupernodeConfig::default()
     };
-    let mut sn = Supernode::new(cfg, Instant::now(), leases);
-    let udp = tokio::net::UdpSocket::from_std(udp)?;
+    let sn = Supernode::new(cfg, Instant::now(), leases);
     tracing::info!(
         "weft-supernode {} session {} listening on udp {}, {}, {} leases restored",
         weft_cli::VERSION,
@@ -153,11 +153,12 @@ async fn run(
         restored
     );
 
-    let (qtx, mut qrx) = mpsc::channel::<Query>(16);
+    let (qtx, inbox) = weft_daemon::dataloop::channel::<Query>()?;
     let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);
     let (events_tx, _) = tokio::sync::broadcast::channel::<weft_web::ServerEvent>(256);
     let running = s.clone();
     let reload_tx = qtx.clone();
+    let stop_remote = qtx.clone();
     let ctx_bind = udp.local_addr()?.to_string();
     let ctx = Arc::new(mgmt::Context {
         session: s.session.clone(),
@@ -195,56 +196,31 @@ async fn run(
     weft_daemon::reload_on_sighup(reload_fn, logging, status.clone())?;
     weft_daemon::notify::ready(&status);
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut udp = weft_daemon::udp::BatchedUdp::new(udp)?;
-    let mut out = Vec::with_capacity(64);
-    loop {
-        let deadline = tokio::time::Instant::from_std(sn.poll_timeout());
+    let done = datapath::spawn(
+        sn,
+        udp,
+        datapath::Outside {
+            inbox,
+            events: events_tx,
+            state_dir: s.common.state_dir.clone(),
+        },
+    )?;
+    tokio::spawn(async move {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = stop_api_rx.recv() => break,
-            r = udp.readable() => {
-                let now = Instant::now();
-                if let Err(e) = r {
-                    tracing::debug!("udp receive: {e}");
-                }
-                for _ in 0..4 {
-                    match udp.try_recv(|from, d| sn.handle_udp(now, from, d)) {
-                        Ok(_) => {}
-                        Err(_) => break,
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => sn.handle_timeout(Instant::now()),
-            Some(q) = qrx.recv() => match q {
-                Query::Snapshot(tx) => { let _ = tx.send(mgmt::Snapshot::of(&sn)); }
-                Query::SetPolicy(p) => sn.set_policy(p),
-            },
+            _ = weft_daemon::shutdown_signal() => {}
+            _ = stop_api_rx.recv() => {}
         }
-        out.clear();
-        out.extend(sn.transmits().iter().map(|(d, r)| (*d, r)));
-        if !out.is_empty() {
-            udp.send_all(sn.transmits().bytes(), &out).await;
-            sn.clear_transmits();
-        }
-        while let Some(ev) = sn.poll_event() {
-            log_event(&sn, &ev);
-            if events_tx.receiver_count() > 0 {
-                let _ = events_tx.send(server_event(&sn, &ev));
-            }
-        }
-        if let Some(leases) = sn.take_changed_leases() {
-            if let Err(e) = leases_file::save(&s.common.state_dir, &leases) {
-                tracing::error!("cannot persist leases: {e:#}");
-            }
-        }
-    }
+        stop_remote.stop();
+    });
+    let result = done.await.unwrap_or_else(|_| {
+        Err(anyhow::anyhow!(
+            "the data-path thread ended without a result"
+        ))
+    });
     tracing::info!("stopping");
     weft_daemon::notify::stopping();
     server.stop().await;
-    Ok(())
+    result
 }
 
 /// `reload`: re-reads the configuration and the community file; applies the log level and the community
@@ -253,7 +229,7 @@ fn reload(
     args: &StartArgs,
     running: &Settings,
     logging: &weft_daemon::Logging,
-    queries: &mpsc::Sender<Query>,
+    queries: &datapath::Remote,
 ) -> Result<(Vec<String>, Vec<String>)> {
     let (new, policy) = load(args)?;
     let mut applied = Vec::new();
@@ -262,8 +238,8 @@ fn reload(
         applied.push("logging.verbose".to_string());
     }
     queries
-        .try_send(Query::SetPolicy(policy))
-        .map_err(|_| anyhow::anyhow!("the supernode is busy or stopping; try again"))?;
+        .try_ask(Query::SetPolicy(policy))
+        .map_err(|e| anyhow::anyhow!("cannot apply the community file: {e}"))?;
     applied.push("supernode.community_file".to_string());
     let mut restart = Vec::new();
     for (name, changed) in [

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use weft_daemon::metrics::{Kind, MetricsText};
 use weft_daemon::Page;
 use weft_proto::supernode::{EdgeRecord, Supernode, SupernodeStats};
@@ -67,7 +67,7 @@ pub struct Context {
     pub bind: String,
     pub started: Instant,
     pub started_unix_ms: u64,
-    pub queries: mpsc::Sender<Query>,
+    pub queries: crate::datapath::Remote,
 }
 
 fn internal(msg: impl ToString) -> ErrorObjectOwned {
@@ -79,7 +79,7 @@ impl Context {
         let gone = || internal("the supernode is shutting down");
         let (reply, rx) = oneshot::channel();
         self.queries
-            .send(Query::Snapshot(reply))
+            .ask(Query::Snapshot(reply))
             .await
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
