@@ -130,10 +130,12 @@ fn run(
                 .saturating_duration_since(Instant::now())
         };
         dataloop::wait(&mut inbox.poll, &mut polled, timeout).context("epoll")?;
+        let mut woken = false;
         for ev in polled.iter() {
             match ev.token() {
                 UDP => ready.udp = true,
                 TAP => ready.tap = true,
+                dataloop::WAKE => woken = true,
                 _ => {}
             }
         }
@@ -172,7 +174,8 @@ fn run(
         if now >= edge.poll_timeout() {
             edge.handle_timeout(now);
         }
-        while let Some(q) = inbox.next_query() {
+        // Every ask wakes the loop after queueing, so the queue needs a look only after a wake-up.
+        while let Some(q) = woken.then(|| inbox.next_query()).flatten() {
             answer(&edge, q);
         }
         flush(&mut edge, &mut udp, &tap, &events, &mut out);

@@ -70,6 +70,7 @@ fn run(mut sn: Supernode, udp: std::net::UdpSocket, outside: Outside) -> Result<
         };
         dataloop::wait(&mut inbox.poll, &mut polled, timeout).context("epoll")?;
         readable |= polled.iter().any(|e| e.token() == UDP);
+        let woken = polled.iter().any(|e| e.token() == dataloop::WAKE);
         let now = Instant::now();
         if readable {
             for _ in 0..UDP_CALLS {
@@ -85,7 +86,8 @@ fn run(mut sn: Supernode, udp: std::net::UdpSocket, outside: Outside) -> Result<
         if now >= sn.poll_timeout() {
             sn.handle_timeout(now);
         }
-        while let Some(q) = inbox.next_query() {
+        // Every ask wakes the loop after queueing, so the queue needs a look only after a wake-up.
+        while let Some(q) = woken.then(|| inbox.next_query()).flatten() {
             match q {
                 Query::Snapshot(tx) => {
                     let _ = tx.send(mgmt::Snapshot::of(&sn));
