@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use weft_config::{help_text, resolve_start_arg, Config, ConfigError, OptionSpec, Schema};
 
@@ -282,15 +281,10 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
         .context("cannot read /dev/urandom")
 }
 
-/// A UDP socket with deliberately sized kernel buffers: most loss measured in user-space VPNs here was
-/// the receive buffer overflowing (shared/testbed/NOTES.md).
-pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> Result<UdpSocket> {
-    Ok(UdpSocket::from_std(bind_udp_std(addr, buffer_bytes)?)?)
-}
-
-/// [`bind_udp`] before the tokio runtime exists (so that it can happen before dropping root, while the
-/// process has one thread); [`UdpSocket::from_std`] it inside the runtime.
-pub fn bind_udp_std(addr: SocketAddr, buffer_bytes: usize) -> Result<std::net::UdpSocket> {
+/// A non-blocking UDP socket with deliberately sized kernel buffers (most loss measured in user-space VPNs
+/// here was the receive buffer overflowing, shared/testbed/NOTES.md). Bound before the tokio runtime
+/// exists, so that it can happen before dropping root while the process has one thread.
+pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps these at net.core.[rw]mem_max.
@@ -317,7 +311,7 @@ pub fn bind_and_drop(
         privileges::prepare_dir(&common.state_dir, 0o750, user)?;
         privileges::prepare_dir(&common.runtime_dir.join(session), 0o750, user)?;
     }
-    let udp = bind_udp_std(bind, buffer_bytes)?;
+    let udp = bind_udp(bind, buffer_bytes)?;
     if let Some(user) = &run_as {
         privileges::drop_to(user, keep)?;
     }
@@ -482,8 +476,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&other);
     }
 
-    #[tokio::test]
-    async fn udp_socket_binds_an_ephemeral_port() {
+    #[test]
+    fn udp_socket_binds_an_ephemeral_port() {
         let s = bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
         assert_ne!(s.local_addr().unwrap().port(), 0);
     }

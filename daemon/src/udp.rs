@@ -13,8 +13,6 @@ use std::ops::Range;
 use std::os::fd::AsFd;
 
 use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSockRef, UdpSocketState};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
 /// Buffers per `recvmmsg`.
 const RX_BATCH: usize = 16;
@@ -23,7 +21,7 @@ const RX_BUF: usize = 65536;
 /// A GSO send stays below this (the kernel refuses more than 64 KiB per call).
 const MAX_GSO_BYTES: usize = 60000;
 
-/// Receive buffers, probed offload state and the gather buffer: what both front ends share.
+/// Receive buffers, probed offload state and the gather buffer.
 struct Batches {
     state: UdpSocketState,
     rx: Vec<Vec<u8>>,
@@ -41,8 +39,7 @@ impl Batches {
         })
     }
 
-    /// One `recvmmsg` through `call` (which adds the front end's readiness bookkeeping), then `each` per
-    /// datagram in order.
+    /// One `recvmmsg` through `call`, then `each` per datagram in order.
     fn recv(
         &mut self,
         call: impl FnOnce(&UdpSocketState, &mut [IoSliceMut<'_>], &mut [RecvMeta]) -> io::Result<usize>,
@@ -136,110 +133,6 @@ fn transmit(dest: SocketAddr, contents: &[u8], segment_size: Option<usize>) -> U
     }
 }
 
-/// A tokio UDP socket with batched receive and coalesced send (the supernode's loop).
-pub struct BatchedUdp {
-    sock: UdpSocket,
-    b: Batches,
-}
-
-impl BatchedUdp {
-    /// Wraps a bound, non-blocking tokio socket; probes GSO and GRO.
-    pub fn new(sock: UdpSocket) -> io::Result<BatchedUdp> {
-        let b = Batches::new((&sock).into())?;
-        Ok(BatchedUdp { sock, b })
-    }
-
-    /// The bound address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.local_addr()
-    }
-
-    /// How many datagrams one send may carry (1 without GSO).
-    pub fn max_gso_segments(&self) -> usize {
-        self.b.state.max_gso_segments()
-    }
-
-    /// How many datagrams one receive buffer may carry (1 without GRO).
-    pub fn gro_segments(&self) -> usize {
-        self.b.state.gro_segments()
-    }
-
-    /// Waits until the socket is readable.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.sock.readable().await
-    }
-
-    /// Receives what is queued without waiting (one `recvmmsg`), calling `each` per datagram in order.
-    /// Returns the number of datagrams, or `WouldBlock` when nothing was queued.
-    pub fn try_recv(&mut self, each: impl FnMut(SocketAddr, &mut [u8])) -> io::Result<usize> {
-        let sock = &self.sock;
-        self.b.recv(
-            |state, iov, meta| {
-                sock.try_io(Interest::READABLE, || state.recv(sock.into(), iov, meta))
-            },
-            each,
-        )
-    }
-
-    /// Sends `datagrams`, each a range of `bytes`, in order. Runs to one destination of equal size (the
-    /// last of a run may be shorter) go out as one GSO send, straight from `bytes` when they lie back to
-    /// back there (as the protocol core's output queue lays them out), else gathered into a buffer first.
-    /// Send errors are logged at debug level and the datagram dropped, as the network may drop it anyway
-    /// (the protocol's timers recover).
-    pub async fn send_all(&mut self, bytes: &[u8], datagrams: &[(SocketAddr, Range<usize>)]) {
-        let max_segs = self.b.state.max_gso_segments().max(1);
-        let mut i = 0;
-        while i < datagrams.len() {
-            let (j, contiguous) = next_run(datagrams, i, max_segs);
-            let run = &datagrams[i..j];
-            let (dest, size) = (run[0].0, run[0].1.len());
-            let sent = match plan(run, contiguous) {
-                RunSend::Single => {
-                    self.send_one(dest, &bytes[run[0].1.clone()], None).await;
-                    true
-                }
-                RunSend::InPlace(all) => self.send_one(dest, &bytes[all], Some(size)).await,
-                RunSend::Gathered => {
-                    self.b.gather(bytes, run);
-                    let buf = std::mem::take(&mut self.b.tx);
-                    let ok = self.send_one(dest, &buf, Some(size)).await;
-                    self.b.tx = buf;
-                    ok
-                }
-            };
-            if !sent {
-                // The kernel refused the GSO send (e.g. a device without checksum offload).
-                for (dest, r) in run {
-                    self.send_one(*dest, &bytes[r.clone()], None).await;
-                }
-            }
-            i = j;
-        }
-    }
-
-    async fn send_one(
-        &self,
-        dest: SocketAddr,
-        contents: &[u8],
-        segment_size: Option<usize>,
-    ) -> bool {
-        let t = transmit(dest, contents, segment_size);
-        match self
-            .sock
-            .async_io(Interest::WRITABLE, || {
-                self.b.state.try_send((&self.sock).into(), &t)
-            })
-            .await
-        {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!("udp send to {dest} ({} bytes): {e}", contents.len());
-                false
-            }
-        }
-    }
-}
-
 /// How long a send waits for room in a full socket buffer before the datagram is dropped.
 const SEND_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -247,17 +140,17 @@ const SEND_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 /// that waits in epoll itself (the edge's data path): no runtime between the kernel's wake-up and the
 /// packet. Sends that find the socket buffer full wait for room (up to [`SEND_WAIT`]), which keeps the
 /// back-pressure the kernel gives instead of dropping.
-pub struct SyncBatchedUdp {
+pub struct BatchedUdp {
     sock: std::net::UdpSocket,
     b: Batches,
 }
 
-impl SyncBatchedUdp {
+impl BatchedUdp {
     /// Wraps a bound socket (made non-blocking); probes GSO and GRO.
-    pub fn new(sock: std::net::UdpSocket) -> io::Result<SyncBatchedUdp> {
+    pub fn new(sock: std::net::UdpSocket) -> io::Result<BatchedUdp> {
         sock.set_nonblocking(true)?;
         let b = Batches::new((&sock).into())?;
-        Ok(SyncBatchedUdp { sock, b })
+        Ok(BatchedUdp { sock, b })
     }
 
     /// The socket, to register with a poller.
@@ -283,7 +176,11 @@ impl SyncBatchedUdp {
             .recv(|state, iov, meta| state.recv(sock.into(), iov, meta), each)
     }
 
-    /// As [`BatchedUdp::send_all`], waiting for room when the socket buffer is full.
+    /// Sends `datagrams`, each a range of `bytes`, in order. Runs to one destination of equal size (the
+    /// last of a run may be shorter) go out as one GSO send, straight from `bytes` when they lie back to
+    /// back there (as the protocol core's output queue lays them out), else gathered into a buffer first.
+    /// A send that finds the socket buffer full waits for room; other errors are logged at debug level and
+    /// the datagram dropped, as the network may drop it anyway (the protocol's timers recover).
     pub fn send_all(&mut self, bytes: &[u8], datagrams: &[(SocketAddr, Range<usize>)]) {
         let max_segs = self.b.state.max_gso_segments().max(1);
         let mut i = 0;
@@ -369,34 +266,11 @@ mod tests {
         (sent, bytes, ranges)
     }
 
-    #[tokio::test]
-    async fn batches_arrive_complete_and_in_order() {
-        let mut a =
-            BatchedUdp::new(crate::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap())
-                .unwrap();
-        let mut b =
-            BatchedUdp::new(crate::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap())
-                .unwrap();
-        let (want, bytes, ranges) = workload(b.local_addr().unwrap());
-        a.send_all(&bytes, &ranges).await;
-        let mut got: Vec<Vec<u8>> = Vec::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while got.len() < want.len() && std::time::Instant::now() < deadline {
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), b.readable()).await;
-            let _ = b.try_recv(|from, d| {
-                assert_eq!(from, a.local_addr().unwrap());
-                got.push(d.to_vec());
-            });
-        }
-        assert_eq!(got.len(), want.len());
-        assert_eq!(got, want);
-    }
-
     #[test]
-    fn sync_batches_arrive_complete_and_in_order() {
-        let bind = || crate::bind_udp_std("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
-        let mut a = SyncBatchedUdp::new(bind()).unwrap();
-        let mut b = SyncBatchedUdp::new(bind()).unwrap();
+    fn batches_arrive_complete_and_in_order() {
+        let bind = || crate::bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
+        let mut a = BatchedUdp::new(bind()).unwrap();
+        let mut b = BatchedUdp::new(bind()).unwrap();
         let from_a = a.socket().local_addr().unwrap();
         let (want, bytes, ranges) = workload(b.socket().local_addr().unwrap());
         a.send_all(&bytes, &ranges);

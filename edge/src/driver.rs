@@ -23,7 +23,7 @@ use mio::{Events, Interest, Token};
 use tokio::sync::oneshot;
 use tun_rs::SyncDevice;
 use weft_daemon::dataloop;
-use weft_daemon::udp::SyncBatchedUdp;
+use weft_daemon::udp::BatchedUdp;
 use weft_proto::edge::{Edge, EdgeStats, Event, Path, PeerStatus, SupernodeStatus};
 use weft_proto::wire::Ipv4Net;
 
@@ -98,7 +98,7 @@ fn run(
     events: EventSink,
 ) -> Result<()> {
     let mut inbox = inbox;
-    let mut udp = SyncBatchedUdp::new(udp)?;
+    let mut udp = BatchedUdp::new(udp)?;
     dev.set_nonblocking(true)?;
     inbox.poll.registry().register(
         &mut SourceFd(&udp.socket().as_raw_fd()),
@@ -256,7 +256,7 @@ const TAP_WAIT: Duration = Duration::from_millis(100);
 
 fn flush(
     edge: &mut Edge,
-    udp: &mut SyncBatchedUdp,
+    udp: &mut BatchedUdp,
     tap: &Tap<'_>,
     events: &EventSink,
     out: &mut Buffers,

@@ -13,7 +13,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
 use tokio::sync::oneshot;
 use weft_daemon::dataloop;
-use weft_daemon::udp::SyncBatchedUdp;
+use weft_daemon::udp::BatchedUdp;
 use weft_proto::supernode::Supernode;
 
 use crate::{leases_file, log_event, mgmt, server_event, Query};
@@ -52,7 +52,7 @@ fn run(mut sn: Supernode, udp: std::net::UdpSocket, outside: Outside) -> Result<
         events,
         state_dir,
     } = outside;
-    let mut udp = SyncBatchedUdp::new(udp)?;
+    let mut udp = BatchedUdp::new(udp)?;
     inbox.poll.registry().register(
         &mut SourceFd(&udp.socket().as_raw_fd()),
         UDP,
