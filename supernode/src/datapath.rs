@@ -63,10 +63,12 @@ fn run(mut sn: Supernode, udp: std::net::UdpSocket, outside: Outside) -> Result<
     // Edge-triggered readiness: set by epoll, cleared by WouldBlock; a turn may stop before draining.
     let mut readable = false;
     while !inbox.stopping() {
+        // Asked once per turn; what the datagrams of this turn change is seen at the next.
+        let deadline = sn.poll_timeout();
         let timeout = if readable {
             Duration::ZERO
         } else {
-            sn.poll_timeout().saturating_duration_since(Instant::now())
+            deadline.saturating_duration_since(Instant::now())
         };
         dataloop::wait(&mut inbox.poll, &mut polled, timeout).context("epoll")?;
         readable |= polled.iter().any(|e| e.token() == UDP);
@@ -83,7 +85,7 @@ fn run(mut sn: Supernode, udp: std::net::UdpSocket, outside: Outside) -> Result<
                 }
             }
         }
-        if now >= sn.poll_timeout() {
+        if now >= deadline {
             sn.handle_timeout(now);
         }
         // Every ask wakes the loop after queueing, so the queue needs a look only after a wake-up.
