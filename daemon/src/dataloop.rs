@@ -137,3 +137,63 @@ pub fn wait(
         r => r,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A loop in the shape of the daemons': it answers numbers with their doubles until stopped.
+    fn doubling_loop(mut inbox: Inbox<(u32, oneshot::Sender<u32>)>) -> anyhow::Result<u32> {
+        let mut events = mio::Events::with_capacity(4);
+        let mut answered = 0;
+        while !inbox.stopping() {
+            // A long timeout: only a wake-up from the Remote can end the wait in time for the test.
+            wait(&mut inbox.poll, &mut events, Duration::from_secs(60))?;
+            if events.iter().any(|e| e.token() == WAKE) {
+                while let Some((n, reply)) = inbox.next_query() {
+                    let _ = reply.send(n * 2);
+                    answered += 1;
+                }
+            }
+        }
+        Ok(answered)
+    }
+
+    #[tokio::test]
+    async fn asks_wake_the_loop_and_stop_ends_it() {
+        let (remote, inbox) = channel().unwrap();
+        let done = spawn("dataloop-test", move || doubling_loop(inbox)).unwrap();
+        for n in 1..=20u32 {
+            let (tx, rx) = oneshot::channel();
+            remote.ask((n, tx)).await.unwrap();
+            let doubled = tokio::time::timeout(Duration::from_secs(10), rx)
+                .await
+                .expect("the loop answered without waiting out its 60 s timeout")
+                .unwrap();
+            assert_eq!(doubled, 2 * n);
+        }
+        remote.stop();
+        let answered = tokio::time::timeout(Duration::from_secs(10), done)
+            .await
+            .expect("stop ended the loop")
+            .unwrap()
+            .unwrap();
+        assert_eq!(answered, 20);
+        let (tx, _rx) = oneshot::channel();
+        assert!(matches!(remote.ask((1, tx)).await, Err(AskError::Gone)));
+    }
+
+    #[test]
+    fn try_ask_says_busy_when_the_queue_is_full() {
+        let (remote, mut inbox) = channel::<u32>().unwrap();
+        for n in 0..QUEUE as u32 {
+            remote.try_ask(n).unwrap();
+        }
+        assert!(matches!(remote.try_ask(99), Err(AskError::Busy)));
+        assert_eq!(inbox.next_query(), Some(0));
+        remote.try_ask(99).unwrap();
+        drop(inbox);
+        assert!(matches!(remote.try_ask(100), Err(AskError::Gone)));
+    }
+}
