@@ -285,7 +285,9 @@ def udp_trial(ctx: Ctx, target: str, size: int, rate_bps: int, seconds: int) -> 
 
 def udp_search(ctx: Ctx, target: str, size: int, seconds: int, max_trials: int) -> dict:
     """Highest received rate with < 1 % loss: first unlimited (-b 0); if that loses too much, try 90 % of
-    what got through, then bisect (geometrically) between the best passing and the lowest failing rate."""
+    what got through, then step down by a quarter until a rate passes, then bisect (geometrically) between
+    the best passing and the lowest failing rate. Halving after the first failure (as this did before)
+    could land a VPN that offers far more than it carries at half its capacity with trials to spare."""
     trials = []
 
     def trial(rate):
@@ -306,10 +308,10 @@ def udp_search(ctx: Ctx, target: str, size: int, seconds: int, max_trials: int) 
             if t2 is None:
                 break
             if t2["ok"]:
-                lo = rate
+                lo = max(lo, rate)
             else:
-                hi = rate
-            rate = (lo * hi) ** 0.5 if lo > 0 else rate / 2
+                hi = min(hi, rate)
+            rate = (lo * hi) ** 0.5 if lo > 0 else rate * 0.75
     passing = [x for x in trials if x["ok"]]
     best = max(passing, key=lambda x: x["recv_bps"]) if passing else None
     return {"size": size, "bps": best["recv_bps"] if best else 0.0, "pps": best["recv_pps"] if best else 0.0,
@@ -1089,7 +1091,7 @@ def main() -> int:
     quick = args.quick
     cfg = {"rounds": args.rounds or (1 if quick else 3),
            "tcp_seconds": 2 if quick else 4, "tcp_omit": 1,
-           "udp_seconds": 1 if quick else 2, "udp_trials": 3 if quick else 4,
+           "udp_seconds": 1 if quick else 2, "udp_trials": 4 if quick else 6,
            "ping_count": PING_COUNT_QUICK if quick else PING_COUNT_FULL, "ping_interval_s": 0.01,
            "loss_limit_percent": LOSS_LIMIT, "quick": quick}
     cfg["rounds"] = max(1, min(cfg["rounds"], 20))

@@ -9,7 +9,8 @@
 //! Why its own thread and not a task on the tokio runtime that serves the API: `weft_daemon::dataloop`.
 //! The management API stays on tokio, on the main thread, and reaches this loop through [`Remote`].
 //! One thread for the whole path: on small machines handing packets between threads costs more than it
-//! gives (shared/testbed/NOTES.md).
+//! gives (shared/testbed/NOTES.md), and a thread per direction would not split one flow, whose reverse
+//! direction (the ACKs) is 2 % of the sender's datagrams (bench/README.md, "Targets").
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
