@@ -6,8 +6,7 @@
 //! hop, and each wake-up through the runtime went through its I/O driver, a select over several futures and
 //! the timer wheel, plus an EPOLLOUT wake-up after every send (strace). On its own epoll thread the edge makes
 //! exactly the system calls per packet that a minimal TAP/UDP forwarder makes, and the benchmark's ping p50
-//! fell from 0.32 to 0.26 ms, relayed TCP from 70 % to 86 % of direct (bench/README.md, "What each change
-//! bought").
+//! fell from 0.32 to 0.26 ms (bench/README.md, "What each change bought").
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
