@@ -124,39 +124,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Help { topic } => weft_daemon::help(&SCHEMA, topic.as_deref()),
-        Command::Keygen { which, force } => match key_command(&which, Some(force)) {
-            Ok(k) => {
-                println!("{k}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("weft-edge: {e:#}");
-                ExitCode::from(2)
-            }
-        },
-        Command::ShowKey { which } => match key_command(&which, None) {
-            Ok(k) => {
-                println!("{k}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("weft-edge: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Keygen { which, force } => print_line(key_command(&which, Some(force))),
+        Command::ShowKey { which } => print_line(key_command(&which, None)),
         Command::AdmissionKey {
             community,
             key_file,
-        } => match admission_key(&community, key_file.as_deref()) {
-            Ok(k) => {
-                println!("{community} {k}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("weft-edge: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+        } => print_line(
+            admission_key(&community, key_file.as_deref()).map(|k| format!("{community} {k}")),
+        ),
         Command::Start(args) => {
             let settings = match load_settings(&args) {
                 Ok(s) => s,
@@ -194,6 +169,20 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// The outcome of a one-line command: the line on stdout, or the error on stderr and exit status 2.
+fn print_line(result: Result<String>) -> ExitCode {
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("weft-edge: {e:#}");
+            ExitCode::from(2)
         }
     }
 }

@@ -29,6 +29,15 @@ fn fed_sn(tb: &Testbed, host: &Host, peers: &[&Host], secret: &str) -> Result<Su
     Ok(sn)
 }
 
+/// Two supernodes, sn1 and sn2, each on its own public host and federated with the other.
+fn federated_pair(tb: &Testbed) -> Result<(Supernode, Supernode)> {
+    let h_sn1 = tb.add_public_host("sn1", false)?;
+    let h_sn2 = tb.add_public_host("sn2", false)?;
+    let sn1 = fed_sn(tb, &h_sn1, &[&h_sn2], FEDERATION)?;
+    let sn2 = fed_sn(tb, &h_sn2, &[&h_sn1], FEDERATION)?;
+    Ok((sn1, sn2))
+}
+
 fn edge_on(tb: &Testbed, host: &Host, sns: &[&Supernode], cidr: Option<&str>) -> Result<Edge> {
     let mut cfg = EdgeConfig::new(COMMUNITY, SECRET, &sns[0].addr());
     cfg.supernodes = sns.iter().map(|s| s.addr()).collect();
@@ -74,12 +83,9 @@ fn federated_edges_go_direct() {
 }
 
 fn federated_body(tb: &Testbed) -> Result<()> {
-    let h_sn1 = tb.add_public_host("sn1", false)?;
-    let h_sn2 = tb.add_public_host("sn2", false)?;
+    let (sn1, sn2) = federated_pair(tb)?;
     let ha = tb.add_nat_host("a", Nat::Cone, false)?;
     let hb = tb.add_nat_host("b", Nat::Cone, false)?;
-    let sn1 = fed_sn(tb, &h_sn1, &[&h_sn2], FEDERATION)?;
-    let sn2 = fed_sn(tb, &h_sn2, &[&h_sn1], FEDERATION)?;
     let t0 = Instant::now();
     let a = edge_on(tb, &ha, &[&sn1], Some("10.200.0.1/24"))?;
     let b = edge_on(tb, &hb, &[&sn2], Some("10.200.0.2/24"))?;
@@ -116,13 +122,10 @@ fn supernode_failover() {
 }
 
 fn failover_body(tb: &Testbed) -> Result<()> {
-    let h_sn1 = tb.add_public_host("sn1", false)?;
-    let h_sn2 = tb.add_public_host("sn2", false)?;
+    let (sn1, sn2) = federated_pair(tb)?;
     let ha = tb.add_nat_host("a", Nat::Cone, false)?;
     let hb = tb.add_nat_host("b", Nat::Cone, false)?;
     let hc = tb.add_nat_host("c", Nat::Cone, false)?;
-    let sn1 = fed_sn(tb, &h_sn1, &[&h_sn2], FEDERATION)?;
-    let sn2 = fed_sn(tb, &h_sn2, &[&h_sn1], FEDERATION)?;
     let a = edge_on(tb, &ha, &[&sn1, &sn2], Some("10.200.0.1/24"))?;
     let b = edge_on(tb, &hb, &[&sn1, &sn2], Some("10.200.0.2/24"))?;
     first_ping(
@@ -231,11 +234,8 @@ fn auto_address_is_stable() {
 }
 
 fn stable_ip_body(tb: &Testbed) -> Result<()> {
-    let h_sn1 = tb.add_public_host("sn1", false)?;
-    let h_sn2 = tb.add_public_host("sn2", false)?;
+    let (sn1, sn2) = federated_pair(tb)?;
     let ha = tb.add_nat_host("a", Nat::Cone, false)?;
-    let sn1 = fed_sn(tb, &h_sn1, &[&h_sn2], FEDERATION)?;
-    let sn2 = fed_sn(tb, &h_sn2, &[&h_sn1], FEDERATION)?;
     let a = edge_on(tb, &ha, &[&sn1], None)?;
     let ip = a.wait_vpn_ip(tb, Duration::from_secs(15))?;
     tb.step(&format!("A was given {ip} by sn1"));
@@ -335,12 +335,9 @@ fn relay_across_supernodes() {
 }
 
 fn relay_across_body(tb: &Testbed) -> Result<()> {
-    let h_sn1 = tb.add_public_host("sn1", false)?;
-    let h_sn2 = tb.add_public_host("sn2", false)?;
+    let (sn1, sn2) = federated_pair(tb)?;
     let ha = tb.add_nat_host("a", Nat::Symmetric, false)?;
     let hb = tb.add_nat_host("b", Nat::Symmetric, false)?;
-    let sn1 = fed_sn(tb, &h_sn1, &[&h_sn2], FEDERATION)?;
-    let sn2 = fed_sn(tb, &h_sn2, &[&h_sn1], FEDERATION)?;
     let a = edge_on(tb, &ha, &[&sn1], Some("10.200.0.1/24"))?;
     let b = edge_on(tb, &hb, &[&sn2], Some("10.200.0.2/24"))?;
     let t0 = Instant::now();
