@@ -670,7 +670,7 @@ class Boringtun(WireGuard):
     kind = "bt"
     net = "10.100.3"
     port = 51821
-    settings = {"mtu": 1420, "threads": "WG_THREADS=1 (its best on 2 cores, see NOTES)"}
+    settings = {"mtu": 1420, "threads": "WG_THREADS=1 (its best on 2 cores: threads handing packets over cost more than they give)"}
 
     def __init__(self, ctx, binary: Path):
         super().__init__(ctx)
