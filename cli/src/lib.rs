@@ -9,7 +9,7 @@
 //!   ripgrep's `--generate` is): it is a packaging tool, not something a user needs.
 //! - [`conf_man_page`]: weft.conf(5), generated from the daemons' option tables (the `help config` text).
 //!
-//! Why a crate of its own: the three binaries live in three crates, and `weftctl` (in `weft-web`) cannot
+//! Why a crate of its own: the three binaries live in three crates, and `weftctl` (in `weft-mgmt`) cannot
 //! depend on `weft-daemon`; this one depends only on clap and `weft-config`.
 
 mod man;

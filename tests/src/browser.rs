@@ -456,10 +456,10 @@ pub fn http_get(ns: &str, addr: SocketAddr, path: &str, timeout: Duration) -> Re
     })
 }
 
-/// Decodes standard base64 (with or without padding; whitespace ignored), with `weft_web`'s decoder.
+/// Decodes standard base64 (with or without padding; whitespace ignored), with `weft_mgmt`'s decoder.
 pub fn base64_decode(s: &str) -> Result<Vec<u8>> {
     let compact: String = s.split_ascii_whitespace().collect();
-    weft_web::base64::decode(&compact).ok_or_else(|| anyhow!("invalid base64"))
+    weft_mgmt::base64::decode(&compact).ok_or_else(|| anyhow!("invalid base64"))
 }
 
 #[cfg(test)]

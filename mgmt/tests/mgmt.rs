@@ -9,10 +9,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use weft_web::client::{self, ClientError};
-use weft_web::jsonrpsee::types::ErrorObjectOwned;
-use weft_web::jsonrpsee::RpcModule;
-use weft_web::{socket_path, MgmtServer, WebError};
+use weft_mgmt::client::{self, ClientError};
+use weft_mgmt::jsonrpsee::types::ErrorObjectOwned;
+use weft_mgmt::jsonrpsee::RpcModule;
+use weft_mgmt::{socket_path, MgmtServer, WebError};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -396,7 +396,7 @@ async fn keep_alive_serves_several_requests_per_connection() {
 #[tokio::test]
 async fn oversized_body_is_413() {
     let s = start().await;
-    let big = "x".repeat(weft_web::MAX_BODY_BYTES + 1);
+    let big = "x".repeat(weft_mgmt::MAX_BODY_BYTES + 1);
 
     // Through the clients: the server refuses on Content-Length, before reading the body.
     let err = blocking(&s.path, "echo", json!([big])).await.unwrap_err();
@@ -415,7 +415,7 @@ async fn oversized_body_is_413() {
     // Declared length too large, body never sent.
     let head = format!(
         "POST /v1 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-        weft_web::MAX_BODY_BYTES + 1
+        weft_mgmt::MAX_BODY_BYTES + 1
     );
     let r = raw(&s.path, head.into_bytes()).await;
     assert_eq!(r.status, 413);
@@ -423,7 +423,7 @@ async fn oversized_body_is_413() {
     // Chunked, so the limit is only noticed while reading.
     let mut req = b"POST /v1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     let chunk = "y".repeat(64 * 1024);
-    for _ in 0..((weft_web::MAX_BODY_BYTES / chunk.len()) + 2) {
+    for _ in 0..((weft_mgmt::MAX_BODY_BYTES / chunk.len()) + 2) {
         req.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
     }
     req.extend_from_slice(b"0\r\n\r\n");
@@ -431,7 +431,7 @@ async fn oversized_body_is_413() {
     assert_eq!(r.status, 413);
 
     // Exactly at the limit is fine (it is valid JSON-RPC-wise garbage: a parse error, not 413).
-    let at_limit = " ".repeat(weft_web::MAX_BODY_BYTES);
+    let at_limit = " ".repeat(weft_mgmt::MAX_BODY_BYTES);
     let r = raw(&s.path, post(&at_limit)).await;
     assert_eq!(r.status, 200);
 

@@ -10,9 +10,9 @@ use common::*;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::broadcast;
-use weft_web::client::{self, Client, ClientError, Target};
+use weft_mgmt::client::{self, Client, ClientError, Target};
 
-use weft_web::{MetricsFn, MgmtServer, ServerEvent, WebError};
+use weft_mgmt::{MetricsFn, MgmtServer, ServerEvent, WebError};
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -173,7 +173,7 @@ async fn write_methods_are_configurable() {
 async fn non_loopback_addresses_need_allow_remote_and_a_password() {
     // Nothing here is bound: the checks come first.
     let dir = tempfile::tempdir().unwrap();
-    let sock = weft_web::socket_path(dir.path(), "r");
+    let sock = weft_mgmt::socket_path(dir.path(), "r");
     for addr in ["192.0.2.1:5644", "0.0.0.0:5644", "[2001:db8::1]:5644"] {
         let addr: SocketAddr = addr.parse().unwrap();
         let server = MgmtServer::bind_unix(&sock, module("edge")).await.unwrap();

@@ -37,7 +37,7 @@ pub use server::{MgmtServer, DEFAULT_WRITE_METHODS};
 pub const UNAUTHORIZED_CODE: i32 = auth::UNAUTHORIZED_CODE;
 
 /// Re-exported so daemons register methods against exactly the jsonrpsee version this crate speaks
-/// (`weft_web::jsonrpsee::RpcModule`, `weft_web::jsonrpsee::types::ErrorObjectOwned`).
+/// (`weft_mgmt::jsonrpsee::RpcModule`, `weft_mgmt::jsonrpsee::types::ErrorObjectOwned`).
 pub use jsonrpsee;
 
 /// Largest request body the server accepts; bigger bodies are answered with 413.

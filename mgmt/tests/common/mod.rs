@@ -13,9 +13,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use weft_web::jsonrpsee::types::ErrorObjectOwned;
-use weft_web::jsonrpsee::RpcModule;
-use weft_web::{socket_path, MgmtServer, WebError};
+use weft_mgmt::jsonrpsee::types::ErrorObjectOwned;
+use weft_mgmt::jsonrpsee::RpcModule;
+use weft_mgmt::{socket_path, MgmtServer, WebError};
 
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
-use weft_web::client::{Client, ClientError};
+use weft_mgmt::client::{Client, ClientError};
 
 /// How `weftctl` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
