@@ -456,10 +456,18 @@ pub fn http_get(ns: &str, addr: SocketAddr, path: &str, timeout: Duration) -> Re
     })
 }
 
-/// Decodes standard base64 (with or without padding; whitespace ignored), with `weft_mgmt`'s decoder.
+/// Decodes standard base64 (with or without padding; whitespace ignored).
 pub fn base64_decode(s: &str) -> Result<Vec<u8>> {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::{DecodePaddingMode, Engine};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
     let compact: String = s.split_ascii_whitespace().collect();
-    weft_mgmt::base64::decode(&compact).ok_or_else(|| anyhow!("invalid base64"))
+    LENIENT
+        .decode(compact)
+        .map_err(|e| anyhow!("invalid base64: {e}"))
 }
 
 #[cfg(test)]

@@ -1,27 +1,31 @@
 //! Blocking reader of the `GET /events` server-sent-events stream.
+//!
+//! hyper delivers the body de-chunked; this module only splits the `text/event-stream` text into
+//! events, which is the SSE format's business, not HTTP's.
 
-use std::io::{self, Read};
 use std::time::Duration;
 
-use super::blocking::{self, Deadline, Framing, Request, Stream};
-use super::{ClientError, Target};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::runtime::Runtime;
 
-/// Longest event (or chunk header) accepted; events are one-line JSON objects, far smaller.
+use super::{blocking, transport, ClientError, Request, Target};
+
+/// Longest event accepted; events are one-line JSON objects, far smaller.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// An open event stream; each [`EventStream::next_event`] yields the next `(kind, data)`.
 ///
 /// Also an iterator of `Result<(kind, data), ClientError>` that ends when the server ends the
-/// stream (e.g. on daemon shutdown).
+/// stream (e.g. on daemon shutdown). It owns the current-thread runtime its connection runs on,
+/// so it can be moved between threads and dropped anywhere, async code included.
 pub struct EventStream {
-    stream: Stream,
-    /// Received bytes not decoded yet (chunk framing included).
-    raw: Vec<u8>,
-    /// Decoded body text not yet split into events.
+    /// `None` only while being dropped.
+    body: Option<Incoming>,
+    /// `None` only while being dropped.
+    runtime: Option<Runtime>,
+    /// Received body text not yet split into events.
     text: Vec<u8>,
-    framing: Framing,
-    /// Bytes of a `Content-Length` body still to come.
-    left: usize,
     read_timeout: Duration,
     ended: bool,
 }
@@ -30,67 +34,42 @@ impl EventStream {
     /// Send `GET /events` and read the response head within `timeout`.
     pub(super) fn open(
         target: &Target,
-        authorization: Option<String>,
+        authorization: Option<&str>,
         timeout: Duration,
         read_timeout: Duration,
     ) -> Result<EventStream, ClientError> {
-        let deadline = Deadline::new(timeout);
-        let mut headers = vec![("Accept", "text/event-stream".to_owned())];
-        if let Some(auth) = authorization {
-            headers.push(("Authorization", auth));
-        }
-        let req = Request {
-            method: "GET",
-            path: "/events",
-            headers,
-            body: &[],
-        };
-        let mut stream = blocking::send(target, &req, &deadline)?;
-        let mut buf = Vec::with_capacity(4096);
-        let mut chunk = [0u8; 4096];
-        let head = loop {
-            if let Some(head) = blocking::parse_head(&buf)? {
-                break head;
-            }
-            stream.set_read_timeout(Some(deadline.remaining()?))?;
-            match stream.read(&mut chunk) {
-                Ok(0) => {
-                    return Err(ClientError::InvalidResponse(
-                        "connection closed before the response head".to_owned(),
-                    ))
+        let runtime = blocking::runtime()?;
+        let req = Request::get("/events").header("Accept", "text/event-stream");
+        let body = runtime.block_on(async {
+            tokio::time::timeout(timeout, async {
+                let response = transport::send(target, &req, authorization).await?;
+                let (head, body) = response.into_parts();
+                if head.status != 200 {
+                    let body = body.collect().await?.to_bytes();
+                    return Err(ClientError::Status {
+                        status: head.status.as_u16(),
+                        body: String::from_utf8_lossy(&body).trim().to_owned(),
+                    });
                 }
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(deadline.map_io(e)),
-            }
-        };
-        if head.status != 200 {
-            let (status, body) = blocking::read_response_from(&mut stream, buf, &deadline)?;
-            return Err(ClientError::Status {
-                status,
-                body: String::from_utf8_lossy(&body).trim().to_owned(),
-            });
-        }
-        if !head
-            .content_type
-            .as_deref()
-            .is_some_and(|t| t.starts_with("text/event-stream"))
-        {
-            return Err(ClientError::InvalidResponse(format!(
-                "expected an event stream, got content type {:?}",
-                head.content_type.unwrap_or_default()
-            )));
-        }
-        let raw = buf.split_off(head.len);
+                let content_type = head
+                    .headers
+                    .get(hyper::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if !content_type.starts_with("text/event-stream") {
+                    return Err(ClientError::InvalidResponse(format!(
+                        "expected an event stream, got content type {content_type:?}"
+                    )));
+                }
+                Ok(body)
+            })
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+        })?;
         Ok(EventStream {
-            stream,
-            raw,
+            body: Some(body),
+            runtime: Some(runtime),
             text: Vec::new(),
-            framing: head.framing,
-            left: match head.framing {
-                Framing::Length(n) => n,
-                _ => 0,
-            },
             read_timeout,
             ended: false,
         })
@@ -102,83 +81,36 @@ impl EventStream {
     /// arrives for the read timeout given when opening the stream.
     pub fn next_event(&mut self) -> Result<Option<(String, String)>, ClientError> {
         loop {
-            self.decode()?;
             if let Some(event) = self.take_event() {
                 return Ok(Some(event));
             }
             if self.ended {
                 return Ok(None);
             }
-            if self.text.len() > MAX_EVENT_BYTES || self.raw.len() > MAX_EVENT_BYTES {
+            if self.text.len() > MAX_EVENT_BYTES {
                 return Err(ClientError::InvalidResponse("event too large".to_owned()));
             }
             self.fill()?;
         }
     }
 
-    /// Read more bytes from the socket.
+    /// Wait for the next piece of the body.
     fn fill(&mut self) -> Result<(), ClientError> {
-        let mut chunk = [0u8; 8192];
-        self.stream.set_read_timeout(Some(self.read_timeout))?;
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    if self.framing == Framing::UntilClose {
-                        self.ended = true;
-                        return Ok(());
-                    }
-                    return Err(ClientError::InvalidResponse(
-                        "event stream closed in the middle of a chunk".to_owned(),
-                    ));
-                }
-                Ok(n) => {
-                    self.raw.extend_from_slice(&chunk[..n]);
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if blocking::is_timeout(&e) => {
-                    return Err(ClientError::Timeout(self.read_timeout))
-                }
-                Err(e) => return Err(ClientError::Io(e)),
-            }
-        }
-    }
-
-    /// Move whatever complete body data `raw` holds into `text`.
-    fn decode(&mut self) -> Result<(), ClientError> {
-        match self.framing {
-            Framing::UntilClose => self.text.append(&mut self.raw),
-            Framing::Length(_) => {
-                let n = self.left.min(self.raw.len());
-                self.text.extend(self.raw.drain(..n));
-                self.left -= n;
-                if self.left == 0 {
-                    self.ended = true;
+        let (Some(body), Some(runtime)) = (self.body.as_mut(), self.runtime.as_ref()) else {
+            self.ended = true;
+            return Ok(());
+        };
+        let read_timeout = self.read_timeout;
+        let frame = runtime
+            .block_on(async { tokio::time::timeout(read_timeout, body.frame()).await })
+            .map_err(|_| ClientError::Timeout(read_timeout))?;
+        match frame {
+            None => self.ended = true,
+            Some(frame) => {
+                if let Ok(data) = frame?.into_data() {
+                    self.text.extend_from_slice(&data);
                 }
             }
-            Framing::Chunked => loop {
-                let Some(line_end) = self.raw.windows(2).position(|w| w == b"\r\n") else {
-                    return Ok(());
-                };
-                let size_text = std::str::from_utf8(&self.raw[..line_end]).unwrap_or("");
-                let size_text = size_text.split(';').next().unwrap_or("").trim();
-                let size = usize::from_str_radix(size_text, 16)
-                    .map_err(|_| ClientError::InvalidResponse("bad chunk size".to_owned()))?;
-                if size == 0 {
-                    self.raw.clear();
-                    self.ended = true;
-                    return Ok(());
-                }
-                if size > MAX_EVENT_BYTES {
-                    return Err(ClientError::InvalidResponse("chunk too large".to_owned()));
-                }
-                let start = line_end + 2;
-                if self.raw.len() < start + size + 2 {
-                    return Ok(());
-                }
-                self.text.extend_from_slice(&self.raw[start..start + size]);
-                self.raw.drain(..start + size + 2);
-            },
         }
         Ok(())
     }
@@ -204,6 +136,17 @@ impl EventStream {
             if let Some(event) = parse_block(&block) {
                 return Some(event);
             }
+        }
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        // The body first, which tells the connection to close; then the runtime, without waiting
+        // for its tasks, which is allowed in any context (a plain drop is not, inside async code).
+        drop(self.body.take());
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }

@@ -1,5 +1,7 @@
 //! `weftctl` against fake daemons: tables, `--json`, `watch`, exit codes and session discovery.
 
+// The fake daemons and the server harness are the management crate's own test fixtures.
+#[path = "../../mgmt/tests/common/mod.rs"]
 mod common;
 
 use std::io::Read;
