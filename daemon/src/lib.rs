@@ -274,11 +274,12 @@ pub fn management_password(configured: Option<&str>, state_dir: &Path) -> Result
     Ok(password)
 }
 
+/// Fill `buf` from the operating system's random source (getrandom(2)).
 fn getrandom(buf: &mut [u8]) -> Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .context("cannot read /dev/urandom")
+    use rand::RngCore;
+    rand::rngs::OsRng
+        .try_fill_bytes(buf)
+        .context("cannot get random bytes from the operating system")
 }
 
 /// A non-blocking UDP socket with deliberately sized kernel buffers (most loss measured in user-space VPNs
