@@ -4,6 +4,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -11,7 +13,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, HOST};
 use hyper::{Method, Response};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::{ClientError, Request, Target};
@@ -96,6 +98,10 @@ async fn exchange<S>(
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let stream = EarlyAnswer {
+        inner: stream,
+        peer_closed: false,
+    };
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
     // The connection future does the actual I/O; it ends once the response body has been read (or
@@ -148,4 +154,66 @@ fn build(
         }
     }
     Ok(out)
+}
+
+/// A stream whose writes succeed (discarding the bytes) once the peer has stopped reading.
+///
+/// The server refuses an oversized request (413) from its head, answers and closes without
+/// reading the body; a client still writing the body then gets `EPIPE`, and hyper would report
+/// that write error instead of the answer already waiting in the receive buffer. Swallowing the
+/// write error lets hyper read the answer; if there is none, the read sees the end of the stream
+/// and hyper reports an incomplete message.
+struct EarlyAnswer<S> {
+    inner: S,
+    peer_closed: bool,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for EarlyAnswer<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for EarlyAnswer<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.peer_closed {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) if peer_stopped_reading(&e) => {
+                self.peer_closed = true;
+                Poll::Ready(Ok(buf.len()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.peer_closed {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.peer_closed {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+fn peer_stopped_reading(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
 }
