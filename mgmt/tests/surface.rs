@@ -450,6 +450,8 @@ async fn events_wire_format_and_keepalives() {
     })
     .await;
     let addr = s.tcp[0];
+    // Raw bytes on purpose: this checks the SSE wire format itself (keepalive comments included),
+    // which an event-stream client by design hides.
     let reader = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect_timeout(&addr, TIMEOUT).unwrap();
