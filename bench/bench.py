@@ -831,12 +831,12 @@ def find_cargo() -> str | None:
 
 
 def build_weft(cargo: str) -> Path:
-    log("building Weft: cargo build --release -p weft-edge -p weft-supernode -p weft-web (for weftctl) "
+    log("building Weft: cargo build --release -p weft-edge -p weft-supernode -p weft-cli (for weftctl) "
         "--bins --example floor_forwarder")
     env = dict(os.environ)
     env["PATH"] = f"{Path(cargo).parent}:{env.get('PATH', '')}"
     p = subprocess.run([cargo, "build", "--release", "--quiet", "-p", "weft-edge", "-p", "weft-supernode",
-                        "-p", "weft-web", "--bins", "--example", "floor_forwarder"], cwd=REPO, env=env,
+                        "-p", "weft-cli", "--bins", "--example", "floor_forwarder"], cwd=REPO, env=env,
                        timeout=3600, stdin=subprocess.DEVNULL)
     if p.returncode != 0:
         raise RuntimeError("cargo build --release failed")

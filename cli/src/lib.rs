@@ -9,8 +9,11 @@
 //!   ripgrep's `--generate` is): it is a packaging tool, not something a user needs.
 //! - [`conf_man_page`]: weft.conf(5), generated from the daemons' option tables (the `help config` text).
 //!
-//! Why a crate of its own: the three binaries live in three crates, and `weftctl` (in `weft-web`) cannot
-//! depend on `weft-daemon`; this one depends only on clap and `weft-config`.
+//! The crate is also the home of `weftctl` (`src/bin/weftctl.rs`), the command-line client of the
+//! management API. Dependency direction: this crate depends on `weft-config` and on `weft-mgmt` (for
+//! `weftctl`'s client), the daemons depend on it; neither `weft-mgmt` nor `weft-config` depends on it.
+
+#![forbid(unsafe_code)]
 
 mod man;
 mod roff;

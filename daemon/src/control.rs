@@ -1,13 +1,13 @@
 //! The management methods that change a daemon's state, the same in both daemons: `get_verbose`,
 //! `set_verbose`, `reload` and `stop` (schemas: docs/api.md). Which callers may use the last three is the
-//! management server's business (`weft_web`'s write-method authorisation), not this module's.
+//! management server's business (`weft_mgmt`'s write-method authorisation), not this module's.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use weft_web::jsonrpsee::types::{ErrorObjectOwned, Params};
-use weft_web::jsonrpsee::RpcModule;
+use weft_mgmt::jsonrpsee::types::{ErrorObjectOwned, Params};
+use weft_mgmt::jsonrpsee::RpcModule;
 
 use crate::{Logging, ReloadFn};
 

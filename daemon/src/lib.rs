@@ -274,11 +274,12 @@ pub fn management_password(configured: Option<&str>, state_dir: &Path) -> Result
     Ok(password)
 }
 
+/// Fill `buf` from the operating system's random source (getrandom(2)).
 fn getrandom(buf: &mut [u8]) -> Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .context("cannot read /dev/urandom")
+    use rand::RngCore;
+    rand::rngs::OsRng
+        .try_fill_bytes(buf)
+        .context("cannot get random bytes from the operating system")
 }
 
 /// A non-blocking UDP socket with deliberately sized kernel buffers (most loss measured in user-space VPNs
@@ -348,15 +349,15 @@ impl Page {
 
     /// Reads the page from a call's params; absent params mean the first page.
     pub fn from_params(
-        params: &weft_web::jsonrpsee::types::Params,
-    ) -> Result<Page, weft_web::jsonrpsee::types::ErrorObjectOwned> {
+        params: &weft_mgmt::jsonrpsee::types::Params,
+    ) -> Result<Page, weft_mgmt::jsonrpsee::types::ErrorObjectOwned> {
         match params.as_str() {
             None => Ok(Page {
                 offset: 0,
                 limit: Self::default_limit(),
             }),
             Some(text) => serde_json::from_str::<Page>(text).map_err(|e| {
-                weft_web::jsonrpsee::types::ErrorObjectOwned::owned(
+                weft_mgmt::jsonrpsee::types::ErrorObjectOwned::owned(
                     -32602,
                     format!("invalid params: {e} (expected {{\"offset\": n, \"limit\": n}})"),
                     None::<()>,
@@ -376,7 +377,7 @@ impl Page {
 /// A running management server; [`Mgmt::stop`] shuts it down and removes its socket.
 pub struct Mgmt {
     stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), weft_web::WebError>>,
+    task: tokio::task::JoinHandle<Result<(), weft_mgmt::WebError>>,
 }
 
 impl Mgmt {
@@ -387,15 +388,15 @@ impl Mgmt {
         settings: &MgmtSettings,
         session: &str,
         daemon: &str,
-        methods: impl Into<weft_web::jsonrpsee::Methods>,
-        metrics: weft_web::MetricsFn,
-        events: tokio::sync::broadcast::Sender<weft_web::ServerEvent>,
+        methods: impl Into<weft_mgmt::jsonrpsee::Methods>,
+        metrics: weft_mgmt::MetricsFn,
+        events: tokio::sync::broadcast::Sender<weft_mgmt::ServerEvent>,
     ) -> Result<Mgmt> {
         let password = management_password(settings.password.as_deref(), &common.state_dir)?;
-        let mut module = weft_web::jsonrpsee::RpcModule::new(());
+        let mut module = weft_mgmt::jsonrpsee::RpcModule::new(());
         module.merge(methods)?;
-        let sock = weft_web::socket_path(&common.runtime_dir, session);
-        let mut server = weft_web::MgmtServer::bind_unix(&sock, module)
+        let sock = weft_mgmt::socket_path(&common.runtime_dir, session);
+        let mut server = weft_mgmt::MgmtServer::bind_unix(&sock, module)
             .await
             .with_context(|| format!("management socket {}", sock.display()))?
             .with_daemon_name(daemon)

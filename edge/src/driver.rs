@@ -51,7 +51,7 @@ pub struct Snapshot {
 }
 
 /// Where the loop publishes events for `/events`.
-pub type EventSink = tokio::sync::broadcast::Sender<weft_web::ServerEvent>;
+pub type EventSink = tokio::sync::broadcast::Sender<weft_mgmt::ServerEvent>;
 
 /// Datagrams or frames handled per wake-up before yielding to the other sources.
 const BATCH: usize = 64;
@@ -416,7 +416,7 @@ fn description(edge: &Edge, key: &weft_proto::keys::PublicKey) -> String {
 }
 
 /// The `/events` form of an event (kinds and fields: docs/api.md).
-fn server_event(edge: &Edge, ev: &Event) -> weft_web::ServerEvent {
+fn server_event(edge: &Edge, ev: &Event) -> weft_mgmt::ServerEvent {
     use serde_json::json;
     let (kind, mut data) = match ev {
         Event::Registered {
@@ -462,7 +462,7 @@ fn server_event(edge: &Edge, ev: &Event) -> weft_web::ServerEvent {
         Event::PeerRevoked { peer } => ("peer_revoked", json!({"peer": peer.to_string()})),
     };
     data["time_ms"] = json!(unix_ms());
-    weft_web::ServerEvent {
+    weft_mgmt::ServerEvent {
         kind: kind.to_string(),
         data: data.to_string(),
     }

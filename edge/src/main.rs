@@ -295,7 +295,7 @@ async fn run(
         reload: reload_fn.clone(),
     })?;
     let metrics_ctx = ctx.clone();
-    let metrics: weft_web::MetricsFn =
+    let metrics: weft_mgmt::MetricsFn =
         Arc::new(move || Box::pin(mgmt::render_metrics(metrics_ctx.clone())));
     let server = Mgmt::start(
         &s.common,

@@ -1,5 +1,5 @@
 //! The edge's management API (methods: docs/api.md), and its metrics (the control methods
-//! `set_verbose`, `reload` and `stop` are `weft_daemon::control`); served by `weft-web` on the unix socket and optional loopback TCP.
+//! `set_verbose`, `reload` and `stop` are `weft_daemon::control`); served by `weft-mgmt` on the unix socket and optional loopback TCP.
 //!
 //! Status methods ask the event loop for one snapshot over a channel, so the state machine stays owned by
 //! one task and a slow client never holds it.
@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use weft_daemon::metrics::{Kind, MetricsText};
 use weft_daemon::Page;
+use weft_mgmt::jsonrpsee::types::ErrorObjectOwned;
+use weft_mgmt::jsonrpsee::RpcModule;
 use weft_proto::edge::{Path, PeerState, PeerStatus};
-use weft_web::jsonrpsee::types::ErrorObjectOwned;
-use weft_web::jsonrpsee::RpcModule;
 
 use crate::driver::{ms_since, Query, Remote, Snapshot};
 

@@ -32,7 +32,7 @@ const UDP: Token = Token(0);
 /// What the loop needs besides the state machine and its socket.
 pub struct Outside {
     pub inbox: Inbox,
-    pub events: tokio::sync::broadcast::Sender<weft_web::ServerEvent>,
+    pub events: tokio::sync::broadcast::Sender<weft_mgmt::ServerEvent>,
     /// Where changed leases are saved.
     pub state_dir: PathBuf,
 }

@@ -155,7 +155,7 @@ async fn run(
 
     let (qtx, inbox) = weft_daemon::dataloop::channel::<Query>()?;
     let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);
-    let (events_tx, _) = tokio::sync::broadcast::channel::<weft_web::ServerEvent>(256);
+    let (events_tx, _) = tokio::sync::broadcast::channel::<weft_mgmt::ServerEvent>(256);
     let running = s.clone();
     let reload_tx = qtx.clone();
     let stop_remote = qtx.clone();
@@ -175,7 +175,7 @@ async fn run(
         reload: reload_fn.clone(),
     })?;
     let metrics_ctx = ctx.clone();
-    let metrics: weft_web::MetricsFn =
+    let metrics: weft_mgmt::MetricsFn =
         Arc::new(move || Box::pin(mgmt::render_metrics(metrics_ctx.clone())));
     let server = Mgmt::start(
         &s.common,
@@ -273,7 +273,7 @@ fn unix_ms() -> u64 {
 }
 
 /// The `/events` form of an event (kinds and fields: docs/api.md).
-fn server_event(sn: &Supernode, ev: &SupernodeEvent) -> weft_web::ServerEvent {
+fn server_event(sn: &Supernode, ev: &SupernodeEvent) -> weft_mgmt::ServerEvent {
     use serde_json::json;
     let (kind, mut data) = match ev {
         SupernodeEvent::EdgeRegistered {
@@ -308,7 +308,7 @@ fn server_event(sn: &Supernode, ev: &SupernodeEvent) -> weft_web::ServerEvent {
         ),
     };
     data["time_ms"] = json!(unix_ms());
-    weft_web::ServerEvent {
+    weft_mgmt::ServerEvent {
         kind: kind.to_string(),
         data: data.to_string(),
     }

@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use weft_daemon::metrics::{Kind, MetricsText};
 use weft_daemon::Page;
+use weft_mgmt::jsonrpsee::types::ErrorObjectOwned;
+use weft_mgmt::jsonrpsee::RpcModule;
 use weft_proto::supernode::{EdgeRecord, Supernode, SupernodeStats};
-use weft_web::jsonrpsee::types::ErrorObjectOwned;
-use weft_web::jsonrpsee::RpcModule;
 
 use crate::Query;
 

@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+use weft_mgmt::client::{Client, Request, Target};
 
 /// Where Debian's `chromium` package puts the browser.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -426,40 +427,43 @@ impl HttpResponse {
     }
 }
 
-/// `GET path` from inside namespace `ns` (HTTP/1.1, `Connection: close`), bounded by `timeout`.
+/// `GET path` from inside namespace `ns` with the management client, bounded by `timeout`.
 pub fn http_get(ns: &str, addr: SocketAddr, path: &str, timeout: Duration) -> Result<HttpResponse> {
-    let mut s = nsnet::in_netns(ns, move || {
-        TcpStream::connect_timeout(&addr, timeout)
-            .with_context(|| format!("connecting to {addr} in {ns}"))
+    let client = Client::new(Target::from_url(&format!("http://{addr}"))?).with_timeout(timeout);
+    let r = nsnet::in_netns(ns, move || {
+        client
+            .send_blocking(&Request::get(path).header("Accept", "*/*"))
+            .with_context(|| format!("GET {path} from {addr} in {ns}"))
     })?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .with_context(|| format!("reading the answer to GET {path} from {addr} in {ns}"))?;
-    let (status, body) = crate::mgmt::parse_http(&raw)?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
-    let headers = String::from_utf8_lossy(&raw[..split])
-        .split("\r\n")
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+    let headers = r
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     Ok(HttpResponse {
-        status,
+        status: r.status,
         headers,
-        body,
+        body: r.body,
     })
 }
 
-/// Decodes standard base64 (with or without padding; whitespace ignored), with `weft_web`'s decoder.
+/// Decodes standard base64 (with or without padding; whitespace ignored).
 pub fn base64_decode(s: &str) -> Result<Vec<u8>> {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::{DecodePaddingMode, Engine};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
     let compact: String = s.split_ascii_whitespace().collect();
-    weft_web::base64::decode(&compact).ok_or_else(|| anyhow!("invalid base64"))
+    LENIENT
+        .decode(compact)
+        .map_err(|e| anyhow!("invalid base64: {e}"))
 }
 
 #[cfg(test)]

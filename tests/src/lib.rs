@@ -9,7 +9,7 @@
 //!   router ([`Testbed::add_nat_host`]).
 //! - [`daemon`]: config builders, spawning a daemon inside a namespace, SIGTERM/SIGKILL on drop,
 //!   the [`Edge`] and [`Supernode`] handles with typed management calls.
-//! - [`mgmt`]: a std-only JSON-RPC 2.0 over HTTP/1.1 client for the unix management socket and
+//! - [`mgmt`]: JSON-RPC calls on the unix management socket (through `weft_mgmt`'s client) and
 //!   the response types of the daemons' contract.
 //! - [`ping`]: `ping` in a namespace (foreground and background), parsed.
 //! - [`nsnet`]: code that runs in a namespace from this process (a thread that `setns`es):

@@ -1,75 +1,25 @@
-//! A tiny std-only client for the daemons' management API: JSON-RPC 2.0 in an HTTP/1.1
-//! `POST /v1` on the unix socket `/run/weft/<session>/mgmt`, `Connection: close`; plus the
-//! response types of the contract.
+//! The daemons' management API as the tests use it: JSON-RPC 2.0 calls on the unix socket
+//! `/run/weft/<session>/mgmt` through the project's management client
+//! ([`weft_mgmt::client`]), plus the response types of the contract.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use weft_mgmt::client;
 
 /// Where a session's management socket lives.
 pub fn socket_path(session: &str) -> PathBuf {
-    Path::new("/run/weft").join(session).join("mgmt")
+    weft_mgmt::socket_path(Path::new(weft_mgmt::DEFAULT_RUNTIME_DIR), session)
 }
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Calls `method` on the socket; returns the JSON-RPC `result` or an error carrying the
 /// JSON-RPC `error`.
 pub fn call(socket: &Path, method: &str, params: Value, timeout: Duration) -> Result<Value> {
-    let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
-    let mut req = json!({"jsonrpc": "2.0", "id": id, "method": method});
-    if !params.is_null() {
-        req["params"] = params;
-    }
-    let body = serde_json::to_vec(&req)?;
-    let mut s = UnixStream::connect(socket)
-        .with_context(|| format!("connecting to {}", socket.display()))?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    let head = format!(
-        "POST /v1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes())?;
-    s.write_all(&body)?;
-    s.flush()?;
-    // read until the response is complete (or the server closes the connection)
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = s
-            .read(&mut buf)
-            .with_context(|| format!("reading the answer to {method} from {}", socket.display()))?;
-        if n == 0 {
-            break;
-        }
-        raw.extend_from_slice(&buf[..n]);
-        if response_complete(&raw) {
-            break;
-        }
-    }
-    let (status, body) = parse_http(&raw)?;
-    let v: Value = serde_json::from_slice(&body).with_context(|| {
-        format!(
-            "{method}: HTTP {status} with a body that is not JSON: {:?}",
-            String::from_utf8_lossy(&body)
-        )
-    })?;
-    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-        bail!("{method}: JSON-RPC error {err}");
-    }
-    if !(200..300).contains(&status) {
-        bail!("{method}: HTTP {status}: {v}");
-    }
-    v.get("result")
-        .cloned()
-        .ok_or_else(|| anyhow!("{method}: answer has no result: {v}"))
+    client::call_blocking(socket, method, params, timeout)
+        .with_context(|| format!("{method} on {}", socket.display()))
 }
 
 /// Calls `method` and decodes its result as `T`; errors quote the raw result.
@@ -77,96 +27,6 @@ pub fn call_as<T: DeserializeOwned>(socket: &Path, method: &str, timeout: Durati
     let v = call(socket, method, Value::Null, timeout)?;
     serde_json::from_value(v.clone())
         .with_context(|| format!("{method}: result does not match the contract: {v}"))
-}
-
-/// Splits an HTTP/1.1 response into status code and body (Content-Length, chunked, or
-/// read-to-close).
-pub fn parse_http(raw: &[u8]) -> Result<(u16, Vec<u8>)> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| {
-            anyhow!(
-                "incomplete HTTP response: {:?}",
-                String::from_utf8_lossy(raw)
-            )
-        })?;
-    let head = std::str::from_utf8(&raw[..split]).context("HTTP head is not UTF-8")?;
-    let rest = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("bad HTTP status line {status_line:?}"))?;
-    let mut length = None;
-    let mut chunked = false;
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            let k = k.trim().to_ascii_lowercase();
-            let v = v.trim();
-            if k == "content-length" {
-                length = v.parse::<usize>().ok();
-            } else if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-                chunked = true;
-            }
-        }
-    }
-    let body = if chunked {
-        dechunk(rest)?
-    } else if let Some(n) = length {
-        if rest.len() < n {
-            bail!("HTTP body shorter ({}) than Content-Length {n}", rest.len());
-        }
-        rest[..n].to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok((status, body))
-}
-
-/// Whether `raw` holds a whole response (by Content-Length or the last chunk).
-fn response_complete(raw: &[u8]) -> bool {
-    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let body = &raw[split + 4..];
-    for l in head.split("\r\n") {
-        if let Some(v) = l.strip_prefix("content-length:") {
-            return v.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
-        }
-        if l.starts_with("transfer-encoding:") && l.contains("chunked") {
-            return body.ends_with(b"0\r\n\r\n");
-        }
-    }
-    false
-}
-
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| anyhow!("truncated chunked body"))?;
-        let size_s = std::str::from_utf8(&data[..eol])?;
-        let size = usize::from_str_radix(size_s.split(';').next().unwrap_or("").trim(), 16)
-            .with_context(|| format!("bad chunk size {size_s:?}"))?;
-        data = &data[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if data.len() < size {
-            bail!("truncated chunk");
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size..];
-        if data.starts_with(b"\r\n") {
-            data = &data[2..];
-        }
-    }
 }
 
 /// Edge `get_info`.
@@ -331,23 +191,7 @@ pub struct SnEdge {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_content_length_and_chunked() {
-        let r = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhelloXX";
-        assert_eq!(parse_http(r).unwrap(), (200, b"hello".to_vec()));
-        let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n";
-        assert_eq!(parse_http(r).unwrap(), (200, b"hello".to_vec()));
-        let r = b"HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n{}";
-        assert_eq!(parse_http(r).unwrap(), (404, b"{}".to_vec()));
-        assert!(response_complete(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
-        ));
-        assert!(!response_complete(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{}"
-        ));
-        assert!(!response_complete(b"HTTP/1.1 200 OK\r\nContent-Le"));
-    }
+    use serde_json::json;
 
     #[test]
     fn decodes_contract_examples() {

@@ -4,8 +4,6 @@
 //! the `/events` stream, and `weftctl` (tables, `--json`, exit codes).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,6 +13,7 @@ use weft_e2e::cmd::ns_run;
 use weft_e2e::daemon::{find_bin, wait_paths};
 use weft_e2e::nsnet::in_netns;
 use weft_e2e::{run_e2e, Daemon, EdgeConfig, SupernodeConfig, Testbed, COMMUNITY, SECRET};
+use weft_mgmt::client::{Client, ClientError, Request, Target};
 
 const BUDGET: Duration = Duration::from_secs(90);
 const PORT: u16 = 5650;
@@ -171,78 +170,36 @@ fn check_schema(docs: &Docs, method: &str, role: &str, result: &Value) -> Result
 // ---------------------------------------------------------------------------------------------
 // HTTP inside a namespace
 
-/// One HTTP/1.1 request to 127.0.0.1:`port` in `ns`; returns (status, headers, body).
-fn http(ns: &str, port: u16, request: String) -> Result<(u16, String, String)> {
-    in_netns(ns, move || {
-        let mut s = TcpStream::connect(("127.0.0.1", port))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(request.as_bytes())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("no HTTP status")?;
-        Ok((status, head.to_string(), body.to_string()))
-    })
+/// One request to 127.0.0.1:`port` in `ns` with the management client; returns (status, the
+/// head as text, body).
+fn http(ns: &str, port: u16, req: Request) -> Result<(u16, String, String)> {
+    let client = Client::new(Target::from_url(&format!("http://127.0.0.1:{port}"))?)
+        .with_timeout(Duration::from_secs(5));
+    let r = in_netns(ns, move || {
+        Ok(client.send_blocking(&req.header("Host", "weft"))?)
+    })?;
+    let mut head = format!("HTTP {}\r\n", r.status);
+    for (name, value) in &r.headers {
+        head.push_str(&format!(
+            "{name}: {}\r\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    Ok((r.status, head, r.text()))
 }
 
 fn post(ns: &str, port: u16, body: &str, auth: Option<&str>) -> Result<(u16, Value)> {
-    let auth = auth
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "POST /v1 HTTP/1.1\r\nHost: weft\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let mut req = Request::post_json("/v1", body);
+    if let Some(auth) = auth {
+        req = req.header("Authorization", auth);
+    }
     let (status, _, body) = http(ns, port, req)?;
-    let body = decode_chunked_if_needed(&body);
     let v = serde_json::from_str(&body).with_context(|| format!("not JSON: {body}"))?;
     Ok((status, v))
 }
 
 fn get(ns: &str, port: u16, path: &str) -> Result<(u16, String, String)> {
-    let (s, h, b) = http(
-        ns,
-        port,
-        format!("GET {path} HTTP/1.1\r\nHost: weft\r\nConnection: close\r\n\r\n"),
-    )?;
-    let b = if h
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        decode_chunked_if_needed(&b)
-    } else {
-        b
-    };
-    Ok((s, h, b))
-}
-
-/// The body as sent, or de-chunked when it is chunked.
-fn decode_chunked_if_needed(body: &str) -> String {
-    let looks_chunked = body
-        .lines()
-        .next()
-        .is_some_and(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_hexdigit()));
-    if !looks_chunked {
-        return body.to_string();
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            return body.to_string();
-        };
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
+    http(ns, port, Request::get(path))
 }
 
 fn rpc_error_code(v: &Value) -> Option<i64> {
@@ -305,28 +262,23 @@ fn body(tb: &Testbed) -> Result<()> {
     let ns1 = e1.ns.clone();
     let events = std::thread::spawn(move || -> Result<Vec<String>> {
         in_netns(&ns1, || {
-            let mut s = TcpStream::connect(("127.0.0.1", PORT))?;
-            s.set_read_timeout(Some(Duration::from_secs(1)))?;
-            s.write_all(b"GET /events HTTP/1.1\r\nHost: weft\r\n\r\n")?;
-            let mut r = BufReader::new(s);
+            let client = Client::new(Target::from_url(&format!("http://127.0.0.1:{PORT}"))?)
+                .with_timeout(Duration::from_secs(5));
+            let mut events = client.events_blocking(Duration::from_secs(1))?;
             let mut lines = Vec::new();
             let t0 = Instant::now();
             while t0.elapsed() < Duration::from_secs(20) {
-                let mut line = String::new();
-                match r.read_line(&mut line) {
-                    Ok(0) => break,
-                    Ok(_) => {
-                        let done = line.contains("peer_up");
-                        lines.push(line);
-                        if done {
-                            // Read the data line that follows.
-                            let mut data = String::new();
-                            let _ = r.read_line(&mut data);
-                            lines.push(data);
+                match events.next_event() {
+                    Ok(None) => break,
+                    Ok(Some((kind, data))) => {
+                        lines.push(format!("event: {kind}\ndata: {data}\n"));
+                        if kind == "peer_up" {
                             break;
                         }
                     }
-                    Err(_) => continue,
+                    // Silence (the keepalive comes every 15 s): keep waiting until the deadline.
+                    Err(ClientError::Timeout(_)) => continue,
+                    Err(e) => return Err(e.into()),
                 }
             }
             Ok(lines)
@@ -572,22 +524,8 @@ fn promtool_check(metrics: &str) -> Result<()> {
 }
 
 fn base64(s: &str) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::new();
-    for chunk in b.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::engine::{general_purpose::STANDARD, Engine};
+    STANDARD.encode(s)
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The status page (`GET /` of the management server, `web/assets/status.html`) in a real
+//! The status page (`GET /` of the management server, `mgmt/assets/status.html`) in a real
 //! browser: headless Chromium runs inside an edge's and the supernode's namespace against the
 //! daemon's loopback TCP management port, and the test reads the live DOM over the DevTools
 //! protocol (see `weft_e2e::browser` for why not `--dump-dom`).
@@ -369,10 +369,10 @@ fn served_page(tb: &Testbed, edge: &Edge, addr: SocketAddr) -> Result<Vec<u8>> {
             "the status page loads something external ({bad:?})"
         );
     }
-    let asset = include_str!("../../web/assets/status.html");
+    let asset = include_str!("../../mgmt/assets/status.html");
     if r.body != asset.as_bytes() {
         tb.figure(&format!(
-            "note: the served page ({} bytes) differs from web/assets/status.html ({} bytes): \
+            "note: the served page ({} bytes) differs from mgmt/assets/status.html ({} bytes): \
              daemons built from an older copy?",
             r.body.len(),
             asset.len()

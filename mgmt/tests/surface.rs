@@ -10,9 +10,9 @@ use common::*;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::broadcast;
-use weft_web::client::{self, Client, ClientError, Target};
+use weft_mgmt::client::{self, Client, ClientError, Target};
 
-use weft_web::{MetricsFn, MgmtServer, ServerEvent, WebError};
+use weft_mgmt::{MetricsFn, MgmtServer, ServerEvent, WebError};
 
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -111,7 +111,7 @@ async fn tcp_loopback_write_methods_need_the_password() {
 
     // Basic, any user name (base64 of "admin:correct horse" and ":correct horse").
     for basic in ["YWRtaW46Y29ycmVjdCBob3JzZQ==", "OmNvcnJlY3QgaG9yc2U="] {
-        let r = tcp_raw(
+        let r = tcp(
             addr,
             request(
                 "POST",
@@ -124,7 +124,7 @@ async fn tcp_loopback_write_methods_need_the_password() {
         assert_eq!(r.json()["result"], json!({"stopping": true}), "{}", r.body);
     }
     // Basic with a wrong password (base64 of "admin:wrong").
-    let r = tcp_raw(
+    let r = tcp(
         addr,
         request(
             "POST",
@@ -141,7 +141,7 @@ async fn tcp_loopback_write_methods_need_the_password() {
                     {"jsonrpc":"2.0","id":2,"method":"set_verbose","params":[0]},
                     {"jsonrpc":"2.0","method":"set_verbose","params":[1]},
                     {"jsonrpc":"2.0","id":3,"method":"get_verbose"}]"#;
-    let r = tcp_raw(addr, request("POST", "/v1", &[], batch)).await;
+    let r = tcp(addr, request("POST", "/v1", &[], batch)).await;
     let v = r.json();
     assert_eq!(v.as_array().unwrap().len(), 3, "{v}");
     assert_eq!(v[0]["result"], json!({"verbose": 4}));
@@ -173,7 +173,7 @@ async fn write_methods_are_configurable() {
 async fn non_loopback_addresses_need_allow_remote_and_a_password() {
     // Nothing here is bound: the checks come first.
     let dir = tempfile::tempdir().unwrap();
-    let sock = weft_web::socket_path(dir.path(), "r");
+    let sock = weft_mgmt::socket_path(dir.path(), "r");
     for addr in ["192.0.2.1:5644", "0.0.0.0:5644", "[2001:db8::1]:5644"] {
         let addr: SocketAddr = addr.parse().unwrap();
         let server = MgmtServer::bind_unix(&sock, module("edge")).await.unwrap();
@@ -238,13 +238,13 @@ async fn remote_listener_needs_the_password_on_every_route() {
         } else {
             String::new()
         };
-        let r = tcp_raw(addr, request(method, path, &[], &body)).await;
+        let r = tcp(addr, request(method, path, &[], &body)).await;
         assert_eq!(r.status, 401, "{method} {path}");
         assert_eq!(
             r.header("www-authenticate").as_deref(),
             Some("Basic realm=\"weft\"")
         );
-        let r = tcp_raw(
+        let r = tcp(
             addr,
             request(method, path, &["Authorization: Bearer nope"], &body),
         )
@@ -253,11 +253,11 @@ async fn remote_listener_needs_the_password_on_every_route() {
     }
     // With it: everything, write methods included.
     let auth = "Authorization: Basic dXNlcjpjb3JyZWN0IGhvcnNl"; // user:correct horse
-    let r = tcp_raw(addr, request("GET", "/", &[auth], "")).await;
+    let r = tcp(addr, request("GET", "/", &[auth], "")).await;
     assert_eq!(r.status, 200);
-    let r = tcp_raw(addr, request("GET", "/metrics", &[auth], "")).await;
+    let r = tcp(addr, request("GET", "/metrics", &[auth], "")).await;
     assert_eq!((r.status, r.body.as_str()), (200, "weft_up 1\n"));
-    let r = tcp_raw(addr, request("GET", "/nope", &[auth], "")).await;
+    let r = tcp(addr, request("GET", "/nope", &[auth], "")).await;
     assert_eq!(r.status, 404);
     let client =
         Client::new(Target::from_url(&s.url()).unwrap()).with_password(Some(PASSWORD.to_owned()));
@@ -289,7 +289,7 @@ async fn browsers_cannot_be_used_against_the_loopback_listener() {
     let s = start("b", module("edge"), with_tcp_and_password).await;
     let addr = s.tcp[0];
     let host = format!("Host: {addr}");
-    let r = tcp_raw(
+    let r = tcp(
         addr,
         request(
             "POST",
@@ -301,17 +301,13 @@ async fn browsers_cannot_be_used_against_the_loopback_listener() {
     .await;
     assert_eq!(r.status, 403);
     // A page of a rebound domain.
-    let r = tcp_raw(
-        addr,
-        request("GET", "/", &[], "").replace("Host: 127.0.0.1", "Host: rebind.example:80"),
-    )
-    .await;
+    let r = tcp(addr, request("GET", "/", &["Host: rebind.example:80"], "")).await;
     assert_eq!(r.status, 403);
     // The status page itself (same origin) is fine.
     let same = format!("Origin: http://{addr}");
-    let r = tcp_raw(
+    let r = tcp(
         addr,
-        request("POST", "/v1", &[&same], &call_body("get_info")).replace("Host: 127.0.0.1", &host),
+        request("POST", "/v1", &[&same, &host], &call_body("get_info")),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -333,7 +329,7 @@ async fn metrics_come_from_the_callback() {
     })
     .await;
     for n in 1..=2 {
-        let r = tcp_raw(s.tcp[0], request("GET", "/metrics", &[], "")).await;
+        let r = tcp(s.tcp[0], request("GET", "/metrics", &[], "")).await;
         assert_eq!(r.status, 200);
         assert_eq!(
             r.header("content-type").as_deref(),
@@ -350,7 +346,7 @@ async fn metrics_come_from_the_callback() {
     assert!(String::from_utf8(body)
         .unwrap()
         .ends_with("weft_scrapes 3\n"));
-    let r = tcp_raw(s.tcp[0], request("POST", "/metrics", &[], "")).await;
+    let r = tcp(s.tcp[0], request("POST", "/metrics", &[], "")).await;
     assert_eq!(r.status, 405);
     s.shutdown().await;
 }
@@ -362,7 +358,7 @@ async fn status_page_is_served_with_its_csp() {
     })
     .await;
     let page = include_str!("../assets/status.html");
-    let r = tcp_raw(s.tcp[0], request("GET", "/", &[], "")).await;
+    let r = tcp(s.tcp[0], request("GET", "/", &[], "")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, page);
     assert_eq!(
@@ -378,7 +374,7 @@ async fn status_page_is_served_with_its_csp() {
     );
     assert_eq!(r.header("cache-control").as_deref(), Some("no-cache"));
     // HEAD: same head, no body.
-    let r = tcp_raw(s.tcp[0], request("HEAD", "/", &[], "")).await;
+    let r = tcp(s.tcp[0], request("HEAD", "/", &[], "")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-length"), Some(page.len().to_string()));
     assert!(r.body.is_empty());
@@ -454,6 +450,8 @@ async fn events_wire_format_and_keepalives() {
     })
     .await;
     let addr = s.tcp[0];
+    // Raw bytes on purpose: this checks the SSE wire format itself (keepalive comments included),
+    // which an event-stream client by design hides.
     let reader = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect_timeout(&addr, TIMEOUT).unwrap();

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use weft_web::client::{running_sessions, Target};
+use weft_mgmt::client::{running_sessions, Target};
 
 use crate::{Exit, Failure};
 
@@ -11,7 +11,7 @@ fn runtime_dir() -> PathBuf {
     std::env::var_os("WEFT_RUNTIME_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(weft_web::DEFAULT_RUNTIME_DIR))
+        .unwrap_or_else(|| PathBuf::from(weft_mgmt::DEFAULT_RUNTIME_DIR))
 }
 
 /// The target named on the command line, or the only running session.
@@ -34,7 +34,7 @@ pub(crate) fn resolve(
                 format!("invalid session name {session:?}"),
             ));
         }
-        return Ok(Target::Unix(weft_web::socket_path(&dir, session)));
+        return Ok(Target::Unix(weft_mgmt::socket_path(&dir, session)));
     }
     let sessions = running_sessions(&dir).map_err(|e| {
         Failure::new(

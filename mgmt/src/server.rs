@@ -285,8 +285,7 @@ async fn accept_loop(
 
 /// The daemon's effective uid (a unix peer with this uid is the daemon's own user).
 fn effective_uid() -> u32 {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// The executable's file name, e.g. `weft-edge`; good enough to tell the two daemons apart.

@@ -5,6 +5,8 @@
 //! `--url` it finds the running session by itself. Exit codes: 0 success, 1 the daemon returned an
 //! error, 2 usage error, 3 no daemon reachable, 4 not authorised.
 
+#![forbid(unsafe_code)]
+
 #[path = "weftctl/render.rs"]
 mod render;
 #[path = "weftctl/target.rs"]
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
-use weft_web::client::{Client, ClientError};
+use weft_mgmt::client::{Client, ClientError};
 
 /// How `weftctl` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

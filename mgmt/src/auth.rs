@@ -10,6 +10,9 @@
 
 use std::collections::HashSet;
 
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, Engine};
 use hyper::header::{HeaderValue, AUTHORIZATION, HOST, ORIGIN, WWW_AUTHENTICATE};
 use hyper::{HeaderMap, Response, StatusCode};
 
@@ -103,6 +106,15 @@ impl Policy {
     }
 }
 
+/// Standard base64 as the `Basic` scheme carries it, decoded leniently (padding optional, as
+/// clients differ on it).
+const BASIC_CREDENTIALS: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
 /// The password in an `Authorization: Bearer <pw>` or `Authorization: Basic base64(user:pw)`.
 fn presented_password(value: &HeaderValue) -> Option<String> {
     let value = value.to_str().ok()?.trim();
@@ -111,7 +123,7 @@ fn presented_password(value: &HeaderValue) -> Option<String> {
     if scheme.eq_ignore_ascii_case("bearer") {
         Some(rest.to_owned())
     } else if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = crate::base64::decode(rest)?;
+        let decoded = BASIC_CREDENTIALS.decode(rest).ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (_user, password) = text.split_once(':')?;
         Some(password.to_owned())

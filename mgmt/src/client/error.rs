@@ -47,7 +47,11 @@ pub enum ClientError {
     #[error("invalid management address {0}")]
     InvalidTarget(String),
 
-    /// The connection broke while sending or receiving.
+    /// The request cannot be sent as given (e.g. a header value with a line break).
+    #[error("invalid management request: {0}")]
+    InvalidRequest(String),
+
+    /// A local I/O failure (e.g. no runtime could be set up for a blocking call).
     #[error("management connection failed: {0}")]
     Io(#[from] io::Error),
 
@@ -55,7 +59,7 @@ pub enum ClientError {
     #[error("management call timed out after {0:?}")]
     Timeout(Duration),
 
-    /// HTTP-level failure in the async client.
+    /// The connection broke, or the server's answer was not valid HTTP.
     #[error("management HTTP exchange failed: {0}")]
     Http(#[from] hyper::Error),
 

@@ -6,13 +6,17 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use weft_web::client::{self, ClientError};
-use weft_web::jsonrpsee::types::ErrorObjectOwned;
-use weft_web::jsonrpsee::RpcModule;
-use weft_web::{socket_path, MgmtServer, WebError};
+use weft_mgmt::client::{self, Client, ClientError, Request, Target};
+use weft_mgmt::jsonrpsee::types::ErrorObjectOwned;
+use weft_mgmt::jsonrpsee::RpcModule;
+use weft_mgmt::{socket_path, MgmtServer, WebError};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -119,77 +123,97 @@ async fn blocking(path: &Path, method: &str, params: Value) -> Result<Value, Cli
         .unwrap()
 }
 
-/// A parsed raw HTTP response.
+/// A response: status, headers, body as text.
 #[derive(Debug)]
-struct Raw {
+struct Answer {
     status: u16,
-    head: String,
+    headers: hyper::HeaderMap,
     body: String,
 }
 
-impl Raw {
+impl Answer {
     fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
     }
 }
 
-/// Read one response (Content-Length framed) from `s`.
-fn read_one(s: &mut UnixStream) -> Raw {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8(buf[..end].to_vec()).unwrap();
-            let status = head[9..12].parse().unwrap();
-            let mut raw = Raw {
-                status,
-                head,
-                body: String::new(),
-            };
-            let len: usize = raw
-                .header("content-length")
-                .map(|l| l.parse().unwrap())
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                raw.body = String::from_utf8(buf[end + 4..end + 4 + len].to_vec()).unwrap();
-                return raw;
-            }
-        }
-        let n = s.read(&mut chunk).expect("read response");
-        assert!(n > 0, "connection closed mid-response: {buf:?}");
-        buf.extend_from_slice(&chunk[..n]);
+/// Send `request` over the unix socket with the management client.
+async fn send(path: &Path, request: Request) -> Answer {
+    let r = Client::new(Target::Unix(path.to_owned()))
+        .with_timeout(TIMEOUT)
+        .send(&request)
+        .await
+        .unwrap_or_else(|e| panic!("{request:?}: {e}"));
+    Answer {
+        status: r.status,
+        body: r.text(),
+        headers: r.headers,
     }
 }
 
-/// Send raw bytes over a fresh connection and read one response. Write errors are ignored: the
-/// server may answer and close before reading everything (413).
-async fn raw(path: &Path, request: Vec<u8>) -> Raw {
+fn post(body: &str) -> Request {
+    Request::post_json("/v1", body)
+}
+
+fn simple(method: &str, path: &str) -> Request {
+    Request::new(method, path)
+}
+
+/// Send bytes no well-behaved client would send (the server is under test here, not a client)
+/// and return the status line of the answer. Write errors are ignored: the server may answer and
+/// close before reading everything (413).
+async fn attack(path: &Path, request: Vec<u8>) -> String {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut s = UnixStream::connect(&path).unwrap();
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         s.set_write_timeout(Some(TIMEOUT)).unwrap();
         let _ = s.write_all(&request);
-        read_one(&mut s)
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !answer.contains(&b'\n') {
+            let n = s.read(&mut chunk).expect("read the answer");
+            assert!(n > 0, "connection closed without an answer");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        text.lines().next().unwrap_or_default().to_owned()
     })
     .await
     .unwrap()
 }
 
-fn post(body: &str) -> Vec<u8> {
-    format!(
-        "POST /v1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        body.len(),
-        body
-    )
-    .into_bytes()
+/// A kept-alive connection to the socket through hyper's client connection (the management
+/// client opens one connection per request, so it cannot show reuse); the task ends when the
+/// server closes the connection.
+async fn keep_alive(path: &Path) -> (SendRequest<Full<Bytes>>, JoinHandle<hyper::Result<()>>) {
+    let stream = tokio::net::UnixStream::connect(path).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    (sender, tokio::spawn(conn))
 }
 
-fn simple(method: &str, path: &str) -> Vec<u8> {
-    format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes()
+async fn keep_alive_send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    method: &str,
+    body: &str,
+) -> (u16, String) {
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(if method == "POST" { "/v1" } else { "/" })
+        .header("Host", "x")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let resp = tokio::time::timeout(TIMEOUT, sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
 #[tokio::test]
@@ -269,7 +293,7 @@ async fn jsonrpc_errors_become_client_errors() {
 async fn malformed_json_is_parse_error() {
     let s = start().await;
     for body in [r#"{"jsonrpc":"2.0","id":1,"method":"echo""#, "", "not json"] {
-        let r = raw(&s.path, post(body)).await;
+        let r = send(&s.path, post(body)).await;
         assert_eq!(r.status, 200);
         assert_eq!(
             r.header("content-type").as_deref(),
@@ -296,7 +320,7 @@ async fn batch_request() {
         {"jsonrpc":"2.0","id":"two","method":"nope"},
         {"jsonrpc":"2.0","id":3,"method":"peers"}
     ]"#;
-    let r = raw(&s.path, post(batch)).await;
+    let r = send(&s.path, post(batch)).await;
     assert_eq!(r.status, 200);
     let v: Value = serde_json::from_str(&r.body).unwrap();
     let answers = v.as_array().unwrap();
@@ -308,7 +332,7 @@ async fn batch_request() {
     assert_eq!(answers[2]["result"], json!(["alice", "bob"]));
 
     // A lone notification is executed but not answered.
-    let r = raw(
+    let r = send(
         &s.path,
         post(r#"{"jsonrpc":"2.0","method":"echo","params":[]}"#),
     )
@@ -321,7 +345,7 @@ async fn batch_request() {
 #[tokio::test]
 async fn http_routes() {
     let s = start().await;
-    let r = raw(&s.path, simple("GET", "/")).await;
+    let r = send(&s.path, simple("GET", "/")).await;
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("content-type").as_deref(),
@@ -329,54 +353,35 @@ async fn http_routes() {
     );
     assert_eq!(r.body, include_str!("../assets/status.html"));
 
-    let r = raw(&s.path, simple("GET", "/nope")).await;
+    let r = send(&s.path, simple("GET", "/nope")).await;
     assert_eq!(r.status, 404);
-    let r = raw(&s.path, simple("GET", "/v1")).await;
+    let r = send(&s.path, simple("GET", "/v1")).await;
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow").as_deref(), Some("POST"));
-    let r = raw(&s.path, simple("DELETE", "/")).await;
+    let r = send(&s.path, simple("DELETE", "/")).await;
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow").as_deref(), Some("GET, HEAD"));
     // Routes the daemon did not ask for do not exist.
-    assert_eq!(raw(&s.path, simple("GET", "/metrics")).await.status, 404);
-    assert_eq!(raw(&s.path, simple("GET", "/events")).await.status, 404);
+    assert_eq!(send(&s.path, simple("GET", "/metrics")).await.status, 404);
+    assert_eq!(send(&s.path, simple("GET", "/events")).await.status, 404);
     s.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn keep_alive_serves_several_requests_per_connection() {
     let s = start().await;
-    let path = s.path.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut c = UnixStream::connect(&path).unwrap();
-        c.set_read_timeout(Some(TIMEOUT)).unwrap();
-        for i in 0..3 {
-            let body = format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"add","params":[{i},1]}}"#);
-            let req = format!(
-                "POST /v1 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            c.write_all(req.as_bytes()).unwrap();
-            let r = read_one(&mut c);
-            assert_eq!(r.status, 200);
-            let v: Value = serde_json::from_str(&r.body).unwrap();
-            assert_eq!(v["result"], json!(i + 1));
-        }
-    })
-    .await
-    .unwrap();
+    let (mut sender, _conn) = keep_alive(&s.path).await;
+    for i in 0..3 {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"add","params":[{i},1]}}"#);
+        let (status, body) = keep_alive_send(&mut sender, "POST", &body).await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["result"], json!(i + 1));
+    }
     // An idle keep-alive connection (one answered request, then silence) must not hold up
     // shutdown: it is closed at once rather than waited for.
-    let path = s.path.clone();
-    let idle = tokio::task::spawn_blocking(move || {
-        let mut c = UnixStream::connect(&path).unwrap();
-        c.set_read_timeout(Some(TIMEOUT)).unwrap();
-        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert_eq!(read_one(&mut c).status, 200);
-        c
-    })
-    .await
-    .unwrap();
+    let (mut idle_sender, idle) = keep_alive(&s.path).await;
+    assert_eq!(keep_alive_send(&mut idle_sender, "GET", "").await.0, 200);
     let started = std::time::Instant::now();
     s.shutdown().await.unwrap();
     assert!(
@@ -384,19 +389,18 @@ async fn keep_alive_serves_several_requests_per_connection() {
         "{:?}",
         started.elapsed()
     );
-    let mut idle = idle;
-    let mut rest = Vec::new();
-    assert_eq!(
-        idle.read_to_end(&mut rest).unwrap(),
-        0,
-        "server closed the idle connection"
-    );
+    // The server closed the idle connection: its connection task ends.
+    tokio::time::timeout(TIMEOUT, idle)
+        .await
+        .expect("server closed the idle connection")
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
 async fn oversized_body_is_413() {
     let s = start().await;
-    let big = "x".repeat(weft_web::MAX_BODY_BYTES + 1);
+    let big = "x".repeat(weft_mgmt::MAX_BODY_BYTES + 1);
 
     // Through the clients: the server refuses on Content-Length, before reading the body.
     let err = blocking(&s.path, "echo", json!([big])).await.unwrap_err();
@@ -415,24 +419,24 @@ async fn oversized_body_is_413() {
     // Declared length too large, body never sent.
     let head = format!(
         "POST /v1 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-        weft_web::MAX_BODY_BYTES + 1
+        weft_mgmt::MAX_BODY_BYTES + 1
     );
-    let r = raw(&s.path, head.into_bytes()).await;
-    assert_eq!(r.status, 413);
+    let status = attack(&s.path, head.into_bytes()).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
 
     // Chunked, so the limit is only noticed while reading.
     let mut req = b"POST /v1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     let chunk = "y".repeat(64 * 1024);
-    for _ in 0..((weft_web::MAX_BODY_BYTES / chunk.len()) + 2) {
+    for _ in 0..((weft_mgmt::MAX_BODY_BYTES / chunk.len()) + 2) {
         req.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
     }
     req.extend_from_slice(b"0\r\n\r\n");
-    let r = raw(&s.path, req).await;
-    assert_eq!(r.status, 413);
+    let status = attack(&s.path, req).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
 
     // Exactly at the limit is fine (it is valid JSON-RPC-wise garbage: a parse error, not 413).
-    let at_limit = " ".repeat(weft_web::MAX_BODY_BYTES);
-    let r = raw(&s.path, post(&at_limit)).await;
+    let at_limit = " ".repeat(weft_mgmt::MAX_BODY_BYTES);
+    let r = send(&s.path, post(&at_limit)).await;
     assert_eq!(r.status, 200);
 
     assert_eq!(

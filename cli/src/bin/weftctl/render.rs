@@ -541,18 +541,18 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `HH:MM:SS` in local time.
+/// `HH:MM:SS` in local time (`TZ`, else the system's zone, as libc's `localtime` would choose).
 fn clock(unix_ms: u64) -> String {
-    let secs = (unix_ms / 1000) as libc::time_t;
-    // SAFETY: `tm` is plain old data, all-zero is valid; localtime_r only writes into it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the duration of the call.
-    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
-    if ok {
-        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
-    } else {
-        let s = unix_ms / 1000 % 86400;
-        format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    let local = i64::try_from(unix_ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()));
+    match local {
+        Some(t) => format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()),
+        None => {
+            let s = unix_ms / 1000 % 86400;
+            format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+        }
     }
 }
 

@@ -3,16 +3,17 @@
 //! A daemon builds a [`jsonrpsee::RpcModule`] with its methods, binds a [`MgmtServer`] on its
 //! per-session unix socket ([`socket_path`]), optionally adds a TCP listener, a password, metrics
 //! and an event feed (`with_*`), and runs [`MgmtServer::serve`] next to its event loop. Tools talk
-//! to it with [`client::Client`] (or [`client::call`] / [`client::call_blocking`] on the socket);
-//! `weftctl` is this crate's command-line client.
+//! to it with [`client::Client`] (or [`client::call`] / [`client::call_blocking`] on the socket),
+//! the project's one HTTP client; `weftctl` (in the command-line crate, `weft-cli`) is built on it.
 //!
 //! Routes: `POST /v1` JSON-RPC 2.0; `GET /` the status page; `GET /metrics` Prometheus text;
 //! `GET /events` server-sent events. Internally the server is split into a listener abstraction
 //! (where connections come from), an access policy (who may do what) and a router (what a path
 //! does).
 
+#![forbid(unsafe_code)]
+
 mod auth;
-pub mod base64;
 mod body;
 pub mod client;
 mod conn;
@@ -37,7 +38,7 @@ pub use server::{MgmtServer, DEFAULT_WRITE_METHODS};
 pub const UNAUTHORIZED_CODE: i32 = auth::UNAUTHORIZED_CODE;
 
 /// Re-exported so daemons register methods against exactly the jsonrpsee version this crate speaks
-/// (`weft_web::jsonrpsee::RpcModule`, `weft_web::jsonrpsee::types::ErrorObjectOwned`).
+/// (`weft_mgmt::jsonrpsee::RpcModule`, `weft_mgmt::jsonrpsee::types::ErrorObjectOwned`).
 pub use jsonrpsee;
 
 /// Largest request body the server accepts; bigger bodies are answered with 413.

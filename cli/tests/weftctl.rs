@@ -1,5 +1,7 @@
 //! `weftctl` against fake daemons: tables, `--json`, `watch`, exit codes and session discovery.
 
+// The fake daemons and the server harness are the management crate's own test fixtures.
+#[path = "../../mgmt/tests/common/mod.rs"]
 mod common;
 
 use std::io::Read;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
-use weft_web::{socket_path, ServerEvent};
+use weft_mgmt::{socket_path, ServerEvent};
 
 /// What a weftctl run produced.
 #[derive(Debug)]
@@ -410,7 +412,7 @@ async fn session_discovery() {
     let b_sock = socket_path(&rt, "beta");
     let b = {
         // Serve "beta" in the same runtime dir (its TempDir only keeps the handle).
-        let server = weft_web::MgmtServer::bind_unix(&b_sock, module("supernode"))
+        let server = weft_mgmt::MgmtServer::bind_unix(&b_sock, module("supernode"))
             .await
             .unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,29 +1,49 @@
-//! Client side of the management protocol: one JSON-RPC call per connection to a daemon.
+//! Client side of the management protocol, the one HTTP client of the project: `weftctl` and the
+//! tests use it for everything they ask a daemon.
 //!
 //! [`Client`] talks to a [`Target`] (the unix socket or a TCP URL), optionally with the management
-//! password, either async ([`Client::call`]) or with std blocking I/O only
-//! ([`Client::call_blocking`], [`Client::get_blocking`], [`Client::events_blocking`]) so that tests
-//! and the CLI need no tokio runtime. [`call`] and [`call_blocking`] are the unix-socket shortcuts.
-//! All send `POST /v1` and turn the JSON-RPC response into `Ok(result)` or [`ClientError::Rpc`].
+//! password: JSON-RPC calls ([`Client::call`], [`Client::call_blocking`]), any other request
+//! ([`Client::send`], [`Client::send_blocking`]; `GET /metrics`, `GET /`), and the event feed
+//! ([`Client::events_blocking`]). [`call`] and [`call_blocking`] are the unix-socket shortcuts.
+//! Every exchange (connect, send, receive) is bounded by the client's timeout.
+//!
+//! # Why hyper
+//!
+//! The HTTP/1.1 work (request framing, `Content-Length` and chunked bodies, the streamed event
+//! feed) is hyper's, the crate the server is already built on: one well-kept HTTP implementation
+//! for both sides, and no new dependency. hyper's client connection runs over any tokio
+//! `AsyncRead + AsyncWrite`, so a tokio `UnixStream` serves the daemon's unix socket as well as a
+//! `TcpStream` serves its loopback listener. The higher-level clients do not fit: `ureq` (blocking,
+//! small) and `reqwest` speak TCP/TLS only, with no unix-socket transport, and `reqwest` would add
+//! a TLS stack and a connection pool that a one-request-per-connection local API has no use for.
+//! The blocking methods, for `weftctl` and the tests, run the same async code on a current-thread
+//! runtime of their own; timeouts are `tokio::time::timeout`s.
 
 mod blocking;
 mod error;
 mod events;
-mod nonblocking;
+mod request;
+mod transport;
 
 use std::fmt;
 use std::fs;
+use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Limited};
 use serde_json::{json, Value};
 
 pub use error::{ClientError, RpcError};
 pub use events::EventStream;
+pub use request::{Request, Response};
 
-/// Default bound on one blocking exchange.
+/// Responses larger than this are refused; management answers are small.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Default bound on one exchange.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a daemon's management server is.
@@ -113,12 +133,13 @@ impl Client {
         self
     }
 
-    /// Bound each blocking exchange (connect, send, receive) by `timeout`.
+    /// Bound each exchange (connect, send, receive) by `timeout`.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
+    /// Where this client connects.
     pub fn target(&self) -> &Target {
         &self.target
     }
@@ -127,88 +148,107 @@ impl Client {
         self.password.as_ref().map(|p| format!("Bearer {p}"))
     }
 
-    /// One JSON-RPC call, async. No built-in timeout (wrap in `tokio::time::timeout`).
+    /// Send `req` and read the whole response, bounded by the client's timeout.
+    pub async fn send(&self, req: &Request) -> Result<Response, ClientError> {
+        let authorization = self.authorization();
+        self.bounded(async {
+            let response = transport::send(&self.target, req, authorization.as_deref()).await?;
+            let (head, body) = response.into_parts();
+            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| match e.downcast::<hyper::Error>() {
+                    Ok(e) => ClientError::Http(*e),
+                    Err(e) => ClientError::InvalidResponse(format!("response body: {e}")),
+                })?
+                .to_bytes();
+            Ok(Response {
+                status: head.status.as_u16(),
+                headers: head.headers,
+                body: body.to_vec(),
+            })
+        })
+        .await
+    }
+
+    /// [`Client::send`] with blocking I/O, on the calling thread.
+    pub fn send_blocking(&self, req: &Request) -> Result<Response, ClientError> {
+        blocking::run(self.send(req))
+    }
+
+    /// One JSON-RPC call, bounded by the client's timeout.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
-        let body = request_body(method, params);
-        let (status, bytes) =
-            nonblocking::post_to(&self.target, body, self.authorization()).await?;
-        interpret(status, &bytes)
+        let response = self
+            .send(&Request::post_json("/v1", request_body(method, params)))
+            .await?;
+        interpret(response.status, &response.body)
     }
 
-    /// One JSON-RPC call with std blocking I/O, bounded by the client's timeout.
+    /// [`Client::call`] with blocking I/O, on the calling thread.
     pub fn call_blocking(&self, method: &str, params: Value) -> Result<Value, ClientError> {
-        let body = request_body(method, params);
-        let mut headers = vec![("Content-Type", "application/json".to_owned())];
-        headers.extend(self.authorization().map(|a| ("Authorization", a)));
-        let req = blocking::Request {
-            method: "POST",
-            path: "/v1",
-            headers,
-            body: body.as_bytes(),
-        };
-        let (status, bytes) = blocking::exchange(&self.target, &req, self.timeout)?;
-        interpret(status, &bytes)
+        blocking::run(self.call(method, params))
     }
 
-    /// `GET path` with std blocking I/O (e.g. `/metrics`): the body of a 200 answer, otherwise
+    /// `GET path` with blocking I/O (e.g. `/metrics`): the body of a 200 answer, otherwise
     /// [`ClientError::Status`].
     pub fn get_blocking(&self, path: &str) -> Result<Vec<u8>, ClientError> {
-        let headers = self
-            .authorization()
-            .map(|a| ("Authorization", a))
-            .into_iter()
-            .collect();
-        let req = blocking::Request {
-            method: "GET",
-            path,
-            headers,
-            body: &[],
-        };
-        match blocking::exchange(&self.target, &req, self.timeout)? {
-            (200, body) => Ok(body),
-            (status, body) => Err(ClientError::Status {
-                status,
-                body: String::from_utf8_lossy(&body).trim().to_owned(),
+        match self.send_blocking(&Request::get(path))? {
+            Response {
+                status: 200, body, ..
+            } => Ok(body),
+            other => Err(ClientError::Status {
+                status: other.status,
+                body: other.text().trim().to_owned(),
             }),
         }
     }
 
-    /// Open `GET /events` with std blocking I/O (the client's timeout bounds getting the answer's
+    /// Open `GET /events` with blocking I/O (the client's timeout bounds getting the answer's
     /// head); the stream then yields `(kind, data)` pairs and fails with
     /// [`ClientError::Timeout`] if the server sends nothing (not even its keepalive) for
     /// `read_timeout`.
     pub fn events_blocking(&self, read_timeout: Duration) -> Result<EventStream, ClientError> {
         EventStream::open(
             &self.target,
-            self.authorization(),
+            self.authorization().as_deref(),
             self.timeout,
             read_timeout,
         )
+    }
+
+    /// `future` bounded by the client's timeout.
+    async fn bounded<T>(
+        &self,
+        future: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        tokio::time::timeout(self.timeout, future)
+            .await
+            .map_err(|_| ClientError::Timeout(self.timeout))?
     }
 }
 
 /// One JSON-RPC call over the unix socket: POST /v1, returns `result` or a ClientError carrying
 /// the JSON-RPC error.
 ///
-/// `params` must be an array or object (JSON-RPC 2.0); `Value::Null` sends no params. There is no
-/// built-in timeout; wrap the call in `tokio::time::timeout` if the daemon may be wedged.
+/// `params` must be an array or object (JSON-RPC 2.0); `Value::Null` sends no params. Bounded by
+/// [`DEFAULT_TIMEOUT`].
 pub async fn call(path: &Path, method: &str, params: Value) -> Result<Value, ClientError> {
-    let body = request_body(method, params);
-    let (status, bytes) = nonblocking::post(path, body).await?;
-    interpret(status, &bytes)
+    Client::new(Target::Unix(path.to_owned()))
+        .call(method, params)
+        .await
 }
 
-/// The same with std blocking I/O only (no tokio runtime needed), for tests and simple tools;
-/// the whole exchange (connect, send, receive) is bounded by `timeout`.
+/// The same with blocking I/O on the calling thread, for tests and simple tools; the whole
+/// exchange (connect, send, receive) is bounded by `timeout`.
 pub fn call_blocking(
     path: &Path,
     method: &str,
     params: Value,
     timeout: Duration,
 ) -> Result<Value, ClientError> {
-    let body = request_body(method, params);
-    let (status, bytes) = blocking::post(path, body.as_bytes(), timeout)?;
-    interpret(status, &bytes)
+    Client::new(Target::Unix(path.to_owned()))
+        .with_timeout(timeout)
+        .call_blocking(method, params)
 }
 
 /// A session found under a runtime directory.
@@ -238,17 +278,15 @@ pub fn running_sessions(runtime_dir: &Path) -> io::Result<Vec<Session>> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let socket = crate::socket_path(runtime_dir, &name);
         let live = match fs::symlink_metadata(&socket) {
-            Ok(meta) if meta.file_type().is_socket() => {
-                match blocking::connect(&socket, Duration::from_secs(1)) {
-                    Ok(_) => true,
-                    Err(e) => matches!(
-                        e.kind(),
-                        io::ErrorKind::PermissionDenied
-                            | io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                    ),
-                }
-            }
+            Ok(meta) if meta.file_type().is_socket() => match probe(&socket) {
+                Ok(()) => true,
+                Err(e) => matches!(
+                    e.kind(),
+                    io::ErrorKind::PermissionDenied
+                        | io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                ),
+            },
             Ok(_) => false,
             Err(e) => e.kind() == io::ErrorKind::PermissionDenied,
         };
@@ -258,6 +296,18 @@ pub fn running_sessions(runtime_dir: &Path) -> io::Result<Vec<Session>> {
     }
     sessions.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(sessions)
+}
+
+/// Whether a connection to the unix socket at `path` succeeds within a second (a full backlog
+/// counts as a timeout).
+fn probe(path: &Path) -> io::Result<()> {
+    let runtime = blocking::runtime().map_err(|e| io::Error::other(e.to_string()))?;
+    runtime.block_on(async {
+        match tokio::time::timeout(Duration::from_secs(1), transport::connect_unix(path)).await {
+            Ok(stream) => stream.map(drop),
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
+    })
 }
 
 /// The request object. Each call has its own connection, so a constant id is unambiguous.

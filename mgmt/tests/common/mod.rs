@@ -1,10 +1,9 @@
-//! Shared by the integration tests: a fake daemon's methods, a server started in a temp dir, raw
-//! HTTP over TCP.
+//! Shared by the integration tests (weft-cli's weftctl tests too): a fake daemon's methods, a server
+//! started in a temp dir, requests through the management client.
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,9 +12,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use weft_web::jsonrpsee::types::ErrorObjectOwned;
-use weft_web::jsonrpsee::RpcModule;
-use weft_web::{socket_path, MgmtServer, WebError};
+use weft_mgmt::client::{Client, Request, Response, Target};
+use weft_mgmt::jsonrpsee::types::ErrorObjectOwned;
+use weft_mgmt::jsonrpsee::RpcModule;
+use weft_mgmt::{socket_path, MgmtServer, WebError};
 
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -172,7 +172,7 @@ pub async fn start_in(
     }
 }
 
-/// A parsed HTTP response.
+/// A response as the tests look at it: status, the head as text, the body as text.
 #[derive(Debug)]
 pub struct Raw {
     pub status: u16,
@@ -193,41 +193,54 @@ impl Raw {
     }
 }
 
-/// Send `request` (which must say `Connection: close`) over TCP and read the whole answer.
-pub async fn tcp_raw(addr: SocketAddr, request: String) -> Raw {
-    tokio::task::spawn_blocking(move || {
-        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).unwrap();
-        s.set_read_timeout(Some(TIMEOUT)).unwrap();
-        s.write_all(request.as_bytes()).unwrap();
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).unwrap();
-        let text = String::from_utf8(buf).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        Raw {
-            status: head[9..12].parse().unwrap(),
-            head: head.to_owned(),
-            body: body.to_owned(),
+impl From<Response> for Raw {
+    fn from(r: Response) -> Self {
+        let mut head = format!("HTTP {}", r.status);
+        for (name, value) in &r.headers {
+            head.push_str(&format!(
+                "\r\n{name}: {}",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
         }
-    })
-    .await
-    .unwrap()
+        Raw {
+            status: r.status,
+            body: r.text(),
+            head,
+        }
+    }
 }
 
-/// A `Connection: close` request with optional extra header lines and body.
-pub fn request(method: &str, path: &str, headers: &[&str], body: &str) -> String {
-    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+/// Send `request` to `target` (no password) and read the whole answer.
+pub async fn send(target: Target, request: Request) -> Raw {
+    Client::new(target)
+        .with_timeout(TIMEOUT)
+        .send(&request)
+        .await
+        .unwrap_or_else(|e| panic!("{request:?}: {e}"))
+        .into()
+}
+
+/// Send `request` over TCP to `addr`.
+pub async fn tcp(addr: SocketAddr, request: Request) -> Raw {
+    send(
+        Target::from_url(&format!("http://{addr}")).unwrap(),
+        request,
+    )
+    .await
+}
+
+/// A request with optional extra `Name: value` header lines and body (JSON for a POST).
+pub fn request(method: &str, path: &str, headers: &[&str], body: &str) -> Request {
+    let mut r = Request::new(method, path);
     for h in headers {
-        r.push_str(h);
-        r.push_str("\r\n");
+        let (name, value) = h.split_once(':').expect("a `Name: value` header line");
+        r = r.header(name.trim(), value.trim());
     }
     if method == "POST" {
-        r.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+        r = r
+            .header("Content-Type", "application/json")
+            .body(body.as_bytes());
     }
-    r.push_str("\r\n");
-    r.push_str(body);
     r
 }
 
