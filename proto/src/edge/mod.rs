@@ -305,7 +305,9 @@ impl Edge {
         match (h.kind, path) {
             (DataKind::Frame, _) => core.deliver_frame(p, path, payload, now),
             (DataKind::Probe, Path::Direct(from)) => core.answer_probe(p, from, payload, now),
-            (DataKind::ProbeReply, Path::Direct(from)) => core.on_probe_reply(p, from, payload, now),
+            (DataKind::ProbeReply, Path::Direct(from)) => {
+                core.on_probe_reply(p, from, payload, now)
+            }
             _ => {}
         }
     }

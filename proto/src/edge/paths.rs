@@ -83,8 +83,11 @@ impl Core {
     /// Timer: the next probe round, while the peer has a session, is not direct and has candidates (and
     /// direct paths are allowed).
     pub(super) fn probe_deadline(&self, p: &Peer) -> Option<Instant> {
-        (self.cfg.allow_p2p && p.current.is_some() && !p.path.is_direct() && !p.candidates.is_empty())
-            .then_some(p.probing.next_at)
+        (self.cfg.allow_p2p
+            && p.current.is_some()
+            && !p.path.is_direct()
+            && !p.candidates.is_empty())
+        .then_some(p.probing.next_at)
     }
 
     /// What the probe timer does, the hole-punch decision: a round of probes to every candidate with a
@@ -153,7 +156,13 @@ impl Core {
         };
         if roamed {
             let nonce = p.probing.nonce;
-            self.send_data(p, DataKind::Probe, &nonce, Some(Path::Direct(observed)), now);
+            self.send_data(
+                p,
+                DataKind::Probe,
+                &nonce,
+                Some(Path::Direct(observed)),
+                now,
+            );
         }
         // New candidates or a restarted round can bring the next probe round forward.
         self.rearm(p);
@@ -194,9 +203,21 @@ impl Core {
     }
 
     /// A probe arrived straight from the peer at `from`: echo it back there.
-    pub(super) fn answer_probe(&mut self, p: &mut Peer, from: SocketAddr, nonce: &[u8], now: Instant) {
+    pub(super) fn answer_probe(
+        &mut self,
+        p: &mut Peer,
+        from: SocketAddr,
+        nonce: &[u8],
+        now: Instant,
+    ) {
         let echo = nonce.to_vec();
-        self.send_data(p, DataKind::ProbeReply, &echo, Some(Path::Direct(from)), now);
+        self.send_data(
+            p,
+            DataKind::ProbeReply,
+            &echo,
+            Some(Path::Direct(from)),
+            now,
+        );
     }
 
     /// A reply to our probe from `from`: the path to there works both ways, switch to it.

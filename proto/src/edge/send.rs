@@ -20,7 +20,12 @@ impl Core {
 
     /// Queues an edge-to-edge packet for the peer with tag `tag` on `path`, built by `write` in place
     /// after the relay header when the path needs one.
-    pub(super) fn send_on_path(&mut self, path: Path, tag: PeerTag, write: impl FnOnce(&mut Vec<u8>)) {
+    pub(super) fn send_on_path(
+        &mut self,
+        path: Path,
+        tag: PeerTag,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
         let Some(dest) = path.dest(|| self.relay_supernode()) else {
             return;
         };

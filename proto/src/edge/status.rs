@@ -205,7 +205,8 @@ impl Edge {
 
     /// Supernode registration states.
     pub fn supernodes(&self) -> Vec<SupernodeStatus> {
-        self.core.supernodes
+        self.core
+            .supernodes
             .iter()
             .enumerate()
             .map(|(i, s)| SupernodeStatus {

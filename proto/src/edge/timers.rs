@@ -197,7 +197,9 @@ impl Edge {
             let core = &mut self.core;
             let mut forget = false;
             for t in &PEER_TIMERS {
-                if (t.when)(core, p).is_some_and(|d| now >= d) && (t.then)(core, p, now) == After::Forget {
+                if (t.when)(core, p).is_some_and(|d| now >= d)
+                    && (t.then)(core, p, now) == After::Forget
+                {
                     forget = true;
                     break;
                 }

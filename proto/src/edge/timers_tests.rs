@@ -49,6 +49,9 @@ fn short_timers() -> Timers {
     }
 }
 
+/// A datagram on the wire: (arrival, sequence, from, to, bytes).
+type InFlight = (Instant, u64, SocketAddr, SocketAddr, Vec<u8>);
+
 struct Mesh {
     rng: ChaCha8Rng,
     now: Instant,
@@ -56,8 +59,7 @@ struct Mesh {
     edges: Vec<Edge>,
     /// Until when each edge is cut off from the network.
     cut_until: Vec<Instant>,
-    /// (arrival, sequence, from, to, datagram).
-    wire: BinaryHeap<Reverse<(Instant, u64, SocketAddr, SocketAddr, Vec<u8>)>>,
+    wire: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     /// Timer calls that found due work, and those that came from an early (stale) entry.
     fired: u64,
@@ -182,7 +184,7 @@ impl Mesh {
                 let Some(Reverse((_, _, from, to, mut d))) = self.wire.pop() else {
                     return;
                 };
-                if self.cut(from) || self.cut(to) || self.rng.next_u32() % 50 == 0 {
+                if self.cut(from) || self.cut(to) || self.rng.next_u32() < u32::MAX / 50 {
                     return; // partitioned, or lost
                 }
                 if to == SN {
@@ -260,7 +262,10 @@ fn poll_timeout_is_never_later_than_the_earliest_deadline() {
         while m.now < end {
             m.step(&mut next_action);
             steps += 1;
-            assert!(steps < 2_000_000, "seed {seed}: the mesh never got to its end");
+            assert!(
+                steps < 2_000_000,
+                "seed {seed}: the mesh never got to its end"
+            );
         }
         assert!(
             m.fired > 1000,
