@@ -13,20 +13,7 @@
 //! first probe reply switches the peer to the direct path; a direct path that goes silent falls back to
 //! the relay, and probing resumes with back-off, coordinated through the supernode at its slowest pace.
 //!
-//! # Calling contract
-//!
-//! | after | drain |
-//! |---|---|
-//! | [`Edge::handle_udp`] | datagrams ([`Edge::poll_transmit`] or [`Edge::transmits`]), TAP frames ([`Edge::poll_tap`] or [`Edge::tap_frames`]), events ([`Edge::poll_event`]) |
-//! | [`Edge::handle_tap_frame`], [`Edge::handle_tap_frame_parts`] | datagrams, events (a frame can start a handshake or bring a queued frame's peer up) |
-//! | [`Edge::handle_timeout`] | datagrams, events |
-//!
-//! Any `handle_*` call may move the next timer earlier, so the driver reads [`Edge::poll_timeout`] again
-//! after every one of them (after a batch of them is enough) and calls [`Edge::handle_timeout`] once that
-//! instant has come; calling it early is harmless, it only does what is due. Right after
-//! `handle_timeout(now)`, `poll_timeout()` lies strictly after `now`, so a driver that sleeps until it never
-//! spins. The output queues are bounded ([`MAX_OUTPUT_QUEUE`] each): a driver that stops draining them loses
-//! the oldest entries, not memory.
+//! The calling contract (what to drain after which call, when to read the timer) is on [`Edge`].
 //!
 //! # Where each behaviour lives
 //!
@@ -76,7 +63,25 @@ use timers::TimerTable;
 /// them loses the oldest, it does not grow without bound.
 pub const MAX_OUTPUT_QUEUE: usize = 4096;
 
-/// The edge state machine. See the module documentation for the calling contract.
+/// The edge state machine: see the module documentation for what it does.
+///
+/// # Calling contract
+///
+/// As in quinn-proto, every input is a `handle_*` call with the current time, and every output waits in a
+/// queue until the driver takes it:
+///
+/// | after | drain |
+/// |---|---|
+/// | [`Edge::handle_udp`] | datagrams ([`Edge::poll_transmit`] or [`Edge::transmits`]), TAP frames ([`Edge::poll_tap`] or [`Edge::tap_frames`]), events ([`Edge::poll_event`]) |
+/// | [`Edge::handle_tap_frame`], [`Edge::handle_tap_frame_parts`] | datagrams (a frame for a peer with no session starts a handshake and waits in a queue for it) |
+/// | [`Edge::handle_timeout`] | datagrams, events |
+///
+/// Any `handle_*` call may move the next timer earlier, so the driver reads [`Edge::poll_timeout`] again
+/// after every one of them (after a batch of them is enough) and calls [`Edge::handle_timeout`] once that
+/// instant has come; calling it early is harmless, it only does what is due. Right after
+/// `handle_timeout(now)`, `poll_timeout()` lies strictly after `now`, so a driver that sleeps until it never
+/// spins. The output queues are bounded ([`MAX_OUTPUT_QUEUE`] each): a driver that stops draining them loses
+/// the oldest entries, not memory.
 pub struct Edge {
     /// Ordered, because it is iterated (floods, re-initiation after a registration) and the order decides
     /// which peer gets which random draw and in which order datagrams leave: a `HashMap` made the outputs
@@ -192,7 +197,7 @@ impl Edge {
         }
     }
 
-    /// Handles one Ethernet frame read from the TAP device. Then drain datagrams and events, and read
+    /// Handles one Ethernet frame read from the TAP device. Then drain datagrams, and read
     /// [`Edge::poll_timeout`] again.
     pub fn handle_tap_frame(&mut self, now: Instant, frame: &[u8]) {
         self.switch_frame(now, frame, &[]);

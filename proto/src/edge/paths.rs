@@ -4,7 +4,7 @@
 //! direct path goes quiet.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand_chacha::rand_core::RngCore;
 
@@ -12,6 +12,40 @@ use super::peer::Peer;
 use super::timers::After;
 use super::{Core, Event, Path};
 use crate::wire::{self, DataKind};
+
+/// Direct-path probing while the peer is not direct.
+pub(crate) struct Probing {
+    /// When the next round of probes goes out.
+    pub next_at: Instant,
+    /// The current interval between rounds.
+    pub interval: Duration,
+    /// The nonce of the current round; replies echo it.
+    pub nonce: [u8; 8],
+    /// When the current round was sent (for the RTT of a reply).
+    pub sent_at: Instant,
+}
+
+/// At most this many candidates per peer.
+const MAX_CANDIDATES: usize = 12;
+
+impl Peer {
+    /// Adds a direct-path candidate (bounded; the oldest peer-reflexive entries give way).
+    pub fn add_candidate(&mut self, addr: SocketAddr) {
+        if addr.port() == 0 || addr.ip().is_unspecified() || self.candidates.contains(&addr) {
+            return;
+        }
+        if self.candidates.len() >= MAX_CANDIDATES {
+            self.candidates.remove(0);
+        }
+        self.candidates.push(addr);
+    }
+
+    /// Restarts probing from the first, fastest interval.
+    pub fn restart_probing(&mut self, now: Instant, first: Duration) {
+        self.probing.next_at = now;
+        self.probing.interval = first;
+    }
+}
 
 impl Path {
     /// The path for packets to a peer whose path is `self`: direct stays direct, anything else goes

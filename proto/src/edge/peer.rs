@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::rand_core::RngCore;
 
+use super::paths::Probing;
 use super::timers::After;
 use super::{Core, Edge, Event};
 use crate::handshake::Initiator;
@@ -49,18 +50,6 @@ pub(crate) struct Pending {
     /// unanswered one, so the retry back-off and the attempt limit also hold for refused handshakes.
     pub initiator: Option<Initiator>,
     pub local_index: u32,
-    pub sent_at: Instant,
-}
-
-/// Direct-path probing while the peer is not direct.
-pub(crate) struct Probing {
-    /// When the next round of probes goes out.
-    pub next_at: Instant,
-    /// The current interval between rounds.
-    pub interval: Duration,
-    /// The nonce of the current round; replies echo it.
-    pub nonce: [u8; 8],
-    /// When the current round was sent (for the RTT of a reply).
     pub sent_at: Instant,
 }
 
@@ -112,9 +101,6 @@ pub(crate) struct Peer {
     pub armed: Option<Instant>,
 }
 
-/// At most this many candidates per peer.
-pub(crate) const MAX_CANDIDATES: usize = 12;
-
 impl Peer {
     pub fn new(key: PublicKey, now: Instant, probe_first: Duration) -> Peer {
         Peer {
@@ -147,23 +133,6 @@ impl Peer {
             introduced: false,
             armed: None,
         }
-    }
-
-    /// Adds a direct-path candidate (bounded; the oldest peer-reflexive entries give way).
-    pub fn add_candidate(&mut self, addr: SocketAddr) {
-        if addr.port() == 0 || addr.ip().is_unspecified() || self.candidates.contains(&addr) {
-            return;
-        }
-        if self.candidates.len() >= MAX_CANDIDATES {
-            self.candidates.remove(0);
-        }
-        self.candidates.push(addr);
-    }
-
-    /// Restarts probing from the first, fastest interval.
-    pub fn restart_probing(&mut self, now: Instant, first: Duration) {
-        self.probing.next_at = now;
-        self.probing.interval = first;
     }
 
     /// Connecting or up, as shown to people.
