@@ -1,10 +1,17 @@
 //! What an edge knows about one other edge: its identity and addresses, its sessions, the path in use and
-//! the direct-path probing state.
+//! the direct-path probing state; and the peer table: adding a peer, forgetting one, and the timer that
+//! forgets a silent one.
 
-use std::collections::VecDeque;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rand_chacha::rand_core::RngCore;
+
+use super::paths::Probing;
+use super::timers::After;
+use super::{Core, Edge, Event};
 use crate::handshake::Initiator;
 use crate::keys::PublicKey;
 use crate::session::Session;
@@ -46,18 +53,6 @@ pub(crate) struct Pending {
     pub sent_at: Instant,
 }
 
-/// Direct-path probing while the peer is not direct.
-pub(crate) struct Probing {
-    /// When the next round of probes goes out.
-    pub next_at: Instant,
-    /// The current interval between rounds.
-    pub interval: Duration,
-    /// The nonce of the current round; replies echo it.
-    pub nonce: [u8; 8],
-    /// When the current round was sent (for the RTT of a reply).
-    pub sent_at: Instant,
-}
-
 /// Counters for one peer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PeerCounters {
@@ -71,6 +66,7 @@ pub struct PeerCounters {
     pub tx_bytes: u64,
 }
 
+/// One other edge of the community.
 pub(crate) struct Peer {
     pub key: PublicKey,
     pub mac: Option<MacAddr>,
@@ -100,10 +96,10 @@ pub(crate) struct Peer {
     /// A supernode told us about it with peer info (in a key-restricted community only such peers may
     /// handshake with us).
     pub introduced: bool,
+    /// The instant of this peer's live entry in the timer table (see `timers.rs`): never later than the
+    /// earliest of its timers.
+    pub armed: Option<Instant>,
 }
-
-/// At most this many candidates per peer.
-pub(crate) const MAX_CANDIDATES: usize = 12;
 
 impl Peer {
     pub fn new(key: PublicKey, now: Instant, probe_first: Duration) -> Peer {
@@ -135,26 +131,11 @@ impl Peer {
             up: false,
             counters: PeerCounters::default(),
             introduced: false,
+            armed: None,
         }
     }
 
-    /// Adds a direct-path candidate (bounded; the oldest peer-reflexive entries give way).
-    pub fn add_candidate(&mut self, addr: SocketAddr) {
-        if addr.port() == 0 || addr.ip().is_unspecified() || self.candidates.contains(&addr) {
-            return;
-        }
-        if self.candidates.len() >= MAX_CANDIDATES {
-            self.candidates.remove(0);
-        }
-        self.candidates.push(addr);
-    }
-
-    /// Restarts probing from the first, fastest interval.
-    pub fn restart_probing(&mut self, now: Instant, first: Duration) {
-        self.probing.next_at = now;
-        self.probing.interval = first;
-    }
-
+    /// Connecting or up, as shown to people.
     pub fn state(&self) -> PeerState {
         if self.current.is_some() {
             PeerState::Up
@@ -176,5 +157,78 @@ impl Peer {
             v.push(p.local_index);
         }
         v
+    }
+}
+
+impl Core {
+    /// The peer `key`, added to `peers` if new and there is room (else counted and None).
+    pub(super) fn ensure_peer<'a>(
+        &mut self,
+        peers: &'a mut BTreeMap<PublicKey, Peer>,
+        key: PublicKey,
+        now: Instant,
+    ) -> Option<&'a mut Peer> {
+        let full = peers.len() >= self.cfg.limits.max_peers;
+        match peers.entry(key) {
+            Entry::Occupied(e) => Some(e.into_mut()),
+            Entry::Vacant(e) => {
+                if full {
+                    self.stats.dropped_no_capacity += 1;
+                    return None;
+                }
+                let mut p = Peer::new(key, now, self.cfg.timers.probe_first);
+                self.rng.fill_bytes(&mut p.probing.nonce);
+                self.by_tag.insert(key.tag(), key);
+                let p = e.insert(p);
+                self.rearm(p);
+                Some(p)
+            }
+        }
+    }
+
+    /// Cleans up after a peer taken out of the table: its session indices, its tag, its learned MACs.
+    /// Its entry in the timer table goes stale and is skipped when it comes up.
+    fn drop_peer(&mut self, p: &Peer) {
+        for i in p.indices() {
+            self.by_index.remove(&i);
+        }
+        self.by_tag.remove(&p.key.tag());
+        self.macs.forget_peer(&p.key);
+    }
+
+    /// Timer: a peer we heard nothing from for `peer_timeout` is forgotten.
+    pub(super) fn silence_deadline(&self, p: &Peer) -> Option<Instant> {
+        Some(p.last_rx.unwrap_or(p.created) + self.cfg.timers.peer_timeout)
+    }
+
+    /// What the silence timer does: the peer table is not reachable from here, so it tells the caller.
+    pub(super) fn on_silence(&mut self, _: &mut Peer, _: Instant) -> After {
+        After::Forget
+    }
+}
+
+impl Edge {
+    /// Forgets a peer: its sessions, indices, learned MACs, held initiations. Returns whether it was up.
+    pub(super) fn forget_peer(&mut self, key: &PublicKey) -> bool {
+        let Some(p) = self.peers.remove(key) else {
+            return false;
+        };
+        self.core.drop_peer(&p);
+        self.core.held_inits.retain(|h| &h.key != key);
+        p.up
+    }
+
+    /// Forgets a peer that went silent, and asks the supernodes for every peer again (it may come back).
+    pub(super) fn forget_silent_peer(&mut self, key: &PublicKey) {
+        let Some(p) = self.peers.remove(key) else {
+            return;
+        };
+        self.core.drop_peer(&p);
+        for sn in &mut self.core.supernodes {
+            sn.want_peers = true;
+        }
+        if p.up {
+            self.core.events.push_back(Event::PeerGone { peer: *key });
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::handshake::Initiator;
 use crate::keys::{CommunityKeys, StaticKeypair};
-use crate::wire::{PeerInfo, PeerRevoked, RegisterAck};
+use crate::wire::{MacAddr, PeerInfo, PeerRevoked, RegisterAck};
 
 const SN: &str = "192.0.2.1:7654";
 const B_ADDR: &str = "198.51.100.2:7777";

@@ -1,0 +1,423 @@
+//! Sessions with peers: Noise handshakes (either role), initiations held until the peer is introduced,
+//! installing a new session, opening data packets on the right session, rekeying (on time and on message
+//! count) and expiring old sessions.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rand_chacha::rand_core::RngCore;
+
+use super::peer::{Peer, Pending};
+use super::timers::After;
+use super::{Core, Edge, Event, Path};
+use crate::handshake::{self, Initiator};
+use crate::keys::{PeerTag, PublicKey};
+use crate::session::{OpenError, Session};
+use crate::wire::{self, DataHeader, DataKind};
+
+/// A handshake initiation from a peer no supernode has introduced yet, held while we wait for the peer
+/// info (or, before the first acknowledgement, to learn whether the community is key-restricted).
+pub(super) struct HeldInit {
+    pub key: PublicKey,
+    path: Path,
+    tag: Option<PeerTag>,
+    sender_index: u32,
+    noise: Vec<u8>,
+    at: Instant,
+}
+
+/// At most this many initiations are held, each at most [`HOLD_INIT`].
+const MAX_HELD_INITS: usize = 16;
+const HOLD_INIT: Duration = Duration::from_secs(5);
+
+impl Core {
+    /// A value that grows on every call and across restarts (wall-clock microseconds at least).
+    pub(super) fn stamp(&mut self, now: Instant) -> u64 {
+        let t = self.wall_start_us + now.saturating_duration_since(self.start).as_micros() as u64;
+        self.last_stamp = t.max(self.last_stamp + 1);
+        self.last_stamp
+    }
+
+    fn seed(&mut self) -> [u8; 32] {
+        let mut s = [0u8; 32];
+        self.rng.fill_bytes(&mut s);
+        s
+    }
+
+    fn new_index(&mut self) -> u32 {
+        loop {
+            let i = self.rng.next_u32();
+            if i != 0 && !self.by_index.contains_key(&i) {
+                return i;
+            }
+        }
+    }
+
+    // ----- the rekey timer and session expiry -----
+
+    /// The initiator rekeys on time; the responder does too, a little later, in case the initiator is gone
+    /// quiet about it (both may then handshake at once, which is harmless: the newer session wins).
+    fn rekey_time(&self, s: &Session) -> Duration {
+        let t = self.cfg.timers.rekey_after_time;
+        if s.initiator {
+            t
+        } else {
+            t + self.cfg.timers.keepalive * 2
+        }
+    }
+
+    fn handshake_backoff(&self, attempts: u32) -> Duration {
+        let base = self.cfg.timers.handshake_retry;
+        base * (1u32 << attempts.saturating_sub(1).min(3))
+    }
+
+    /// Timer: the pending handshake's retry, else the current session's rekey. Only while no handshake
+    /// is pending does the rekey count: once a rekey is under way the rekey instant stays in the past,
+    /// and reporting it would make `poll_timeout` return a past instant until the response arrives (a
+    /// driver sleeping until then would spin).
+    pub(super) fn handshake_deadline(&self, p: &Peer) -> Option<Instant> {
+        if let Some(pend) = &p.pending {
+            Some(pend.sent_at + self.handshake_backoff(p.handshake_attempts))
+        } else {
+            p.current.as_ref().map(|s| s.created + self.rekey_time(s))
+        }
+    }
+
+    /// What the handshake timer does: retry the pending handshake (or give up after
+    /// `handshake_attempts`: traffic or new peer info asks again), or rekey.
+    pub(super) fn retry_or_rekey(&mut self, p: &mut Peer, now: Instant) -> After {
+        match &p.pending {
+            Some(pend) if p.handshake_attempts >= self.cfg.timers.handshake_attempts => {
+                self.by_index.remove(&pend.local_index);
+                p.pending = None;
+            }
+            _ => self.initiate(p, now),
+        }
+        After::Continue
+    }
+
+    /// Timer: the oldest of the peer's sessions reaches `reject_after_time`.
+    pub(super) fn session_expiry_deadline(&self, p: &Peer) -> Option<Instant> {
+        [&p.current, &p.previous, &p.next]
+            .into_iter()
+            .flatten()
+            .map(|s| s.created + self.cfg.timers.reject_after_time)
+            .min()
+    }
+
+    /// What the expiry timer does: drops the sessions that reached `reject_after_time`; the peer is down
+    /// when that was its current one.
+    pub(super) fn expire_sessions(&mut self, p: &mut Peer, now: Instant) -> After {
+        let reject = self.cfg.timers.reject_after_time;
+        for slot in [&mut p.current, &mut p.previous, &mut p.next] {
+            if let Some(s) = slot.take_if(|s| now >= s.created + reject) {
+                self.by_index.remove(&s.local_index);
+            }
+        }
+        if p.up && p.current.is_none() {
+            p.up = false;
+            self.events.push_back(Event::PeerDown { peer: p.key });
+        }
+        After::Continue
+    }
+
+    /// The initiator rekeys once a session has sent `rekey_after_messages`.
+    pub(super) fn maybe_rekey_on_send(&mut self, p: &mut Peer, now: Instant) {
+        let limit = self.cfg.limits.rekey_after_messages;
+        if p.pending.is_none() && p.current.as_ref().is_some_and(|s| s.sent() >= limit) {
+            self.initiate(p, now);
+        }
+    }
+
+    // ----- handshakes -----
+
+    /// Starts (or restarts) a handshake with `p` on its current path.
+    pub(super) fn initiate(&mut self, p: &mut Peer, now: Instant) {
+        let path = p.path.or_relay(|| self.relay_supernode());
+        if path == Path::None {
+            return;
+        }
+        let seed = self.seed();
+        let ts = self.stamp(now);
+        let local_index = self.new_index();
+        let Ok((initiator, msg)) = Initiator::start(
+            &self.cfg.identity,
+            &p.key,
+            &self.cfg.community.edge_psk,
+            ts,
+            seed,
+        ) else {
+            return;
+        };
+        if let Some(old) = p.pending.take() {
+            self.by_index.remove(&old.local_index);
+        }
+        p.pending = Some(Pending {
+            initiator: Some(initiator),
+            local_index,
+            sent_at: now,
+        });
+        p.handshake_attempts += 1;
+        p.last_tx = now;
+        self.by_index.insert(local_index, p.key);
+        self.send_on_path(path, p.key.tag(), |buf| {
+            wire::encode_handshake_init(local_index, &msg, buf)
+        });
+        self.rearm(p);
+    }
+
+    /// Makes `session` the current one; the old current becomes previous (for packets in flight). Sends
+    /// the frames queued while the session was set up.
+    fn install_session(&mut self, p: &mut Peer, session: Session, now: Instant) {
+        if let Some(old) = p.previous.take() {
+            self.by_index.remove(&old.local_index);
+        }
+        p.previous = p.current.replace(session);
+        p.handshake_attempts = 0;
+        self.stats.handshakes_completed += 1;
+        let was_up = p.up;
+        p.up = true;
+        if p.path == Path::None {
+            if let Some(sn) = self.relay_supernode() {
+                p.path = Path::Relayed(sn);
+            }
+        }
+        if !was_up {
+            self.events.push_back(Event::PeerUp {
+                peer: p.key,
+                description: p.description.clone(),
+                path: p.path,
+            });
+        }
+        for f in std::mem::take(&mut p.queued) {
+            self.send_data(p, DataKind::Frame, &f, None, now);
+        }
+        // A new session arms its rekey, keepalive and probe timers; a reset attempt count shortens the
+        // retry of a handshake still pending.
+        self.rearm(p);
+    }
+
+    /// Opens the data packet `data` (header `h`) in place on the peer's session it names, and notes that
+    /// the peer spoke. Returns the length of the plaintext after the header, or None when the packet was
+    /// dropped (counted).
+    pub(super) fn open_data(
+        &mut self,
+        p: &mut Peer,
+        h: &DataHeader,
+        data: &mut [u8],
+        now: Instant,
+    ) -> Option<usize> {
+        // Find the session by index; remember whether it is the unconfirmed `next`.
+        let idx = h.receiver_index;
+        let (session, is_next) = match (&mut p.current, &mut p.previous, &mut p.next) {
+            (Some(s), _, _) if s.local_index == idx => (s, false),
+            (_, Some(s), _) if s.local_index == idx => (s, false),
+            (_, _, Some(s)) if s.local_index == idx => (s, true),
+            _ => {
+                self.stats.dropped_unknown_session += 1;
+                return None;
+            }
+        };
+        if now.saturating_duration_since(session.created) >= self.cfg.timers.reject_after_time {
+            self.stats.dropped_unknown_session += 1;
+            return None;
+        }
+        let plain_len = match session.open(h, data) {
+            Ok(n) => n,
+            Err(OpenError::Replay) => {
+                self.stats.dropped_replay += 1;
+                return None;
+            }
+            Err(OpenError::Auth) => {
+                self.stats.dropped_auth += 1;
+                return None;
+            }
+        };
+        p.last_rx = Some(now);
+        p.counters.rx_packets += 1;
+        // The peer uses the session we answered: it becomes current. Except when both sides initiated at
+        // once (the supernode's punch makes them, and so do simultaneous rekey timers): then each side
+        // holds two fresh sessions, and if each promoted the other's, each would send on the session the
+        // other keeps only as `previous`, which the next install drops while the peer still sends on it
+        // (frames lost at every later rekey, and two handshakes per rekey). A deterministic tie-break
+        // makes both sides settle on one session: the side with the lower key keeps its own, newer
+        // session and merely accepts packets on `next`; the other side promotes as usual.
+        let keep_own = p.key > self.cfg.identity.public
+            && p.current.as_ref().is_some_and(|c| {
+                c.initiator && p.next.as_ref().is_some_and(|n| c.created >= n.created)
+            });
+        if is_next && !keep_own {
+            if let Some(s) = p.next.take() {
+                self.install_session(p, s, now);
+            }
+        }
+        Some(plain_len)
+    }
+
+    fn hold_init(
+        &mut self,
+        key: PublicKey,
+        path: Path,
+        tag: Option<PeerTag>,
+        msg: &wire::HandshakeInit,
+        now: Instant,
+    ) {
+        self.held_inits
+            .retain(|h| h.key != key && now.saturating_duration_since(h.at) < HOLD_INIT);
+        if self.held_inits.len() >= MAX_HELD_INITS {
+            self.held_inits.pop_front();
+            self.stats.handshakes_rejected += 1;
+        }
+        self.held_inits.push_back(HeldInit {
+            key,
+            path,
+            tag,
+            sender_index: msg.sender_index,
+            noise: msg.noise.to_vec(),
+            at: now,
+        });
+        // The peer info about it may have been lost (nothing would resend it): ask the supernodes we are
+        // registered with for every peer now, at most once a second.
+        if self
+            .last_peer_request
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_peer_request = Some(now);
+            for link in self.supernodes.iter_mut().filter(|l| l.registered) {
+                link.want_peers = true;
+                link.next_register = now;
+            }
+        }
+    }
+}
+
+impl Edge {
+    pub(super) fn on_handshake_init(
+        &mut self,
+        path: Path,
+        from_tag: Option<PeerTag>,
+        msg: wire::HandshakeInit,
+        now: Instant,
+    ) {
+        let core = &mut self.core;
+        let seed = core.seed();
+        let Ok(r) = handshake::respond(
+            &core.cfg.identity,
+            &core.cfg.community.edge_psk,
+            msg.noise,
+            seed,
+        ) else {
+            core.stats.handshakes_rejected += 1;
+            return;
+        };
+        if r.remote == core.cfg.identity.public {
+            core.stats.handshakes_rejected += 1;
+            return;
+        }
+        if from_tag.is_some_and(|t| t != r.remote.tag()) {
+            // The relay header claims another sender than the handshake proves.
+            core.stats.handshakes_rejected += 1;
+            return;
+        }
+        if core.introduced_only() && !self.peers.get(&r.remote).is_some_and(|p| p.introduced) {
+            // A key-restricted community (or one we cannot tell yet): only peers a supernode introduced
+            // may handshake, so a revoked edge that knows the secret and our address cannot. The peer
+            // info usually arrives first; when the initiation overtakes it, hold the initiation a
+            // moment rather than make the peer wait for its retry.
+            core.hold_init(r.remote, path, from_tag, &msg, now);
+            return;
+        }
+        let Some(p) = core.ensure_peer(&mut self.peers, r.remote, now) else {
+            return;
+        };
+        let local_index = core.new_index();
+        if r.timestamp <= p.last_init_timestamp {
+            core.stats.dropped_replay += 1;
+            return;
+        }
+        p.last_init_timestamp = r.timestamp;
+        let session = Session::new(r.keys, local_index, msg.sender_index, false, now);
+        if let Some(old) = p.next.replace(session) {
+            core.by_index.remove(&old.local_index);
+        }
+        if let Path::Direct(a) = path {
+            p.add_candidate(a);
+        }
+        core.by_index.insert(local_index, r.remote);
+        core.send_on_path(path, r.remote.tag(), |buf| {
+            wire::encode_handshake_resp(local_index, msg.sender_index, &r.msg, buf)
+        });
+        core.rearm(p);
+    }
+
+    /// Answers the held initiations that may now be answered (from `key`, or from anyone when the
+    /// community turned out not to be restricted); forgets stale ones.
+    pub(super) fn release_held_inits(&mut self, key: Option<PublicKey>, now: Instant) {
+        let open = !self.core.introduced_only();
+        let mut ready = Vec::new();
+        let mut keep = VecDeque::new();
+        for h in self.core.held_inits.drain(..) {
+            if now.saturating_duration_since(h.at) >= HOLD_INIT {
+                self.core.stats.handshakes_rejected += 1;
+            } else if open || Some(h.key) == key {
+                ready.push(h);
+            } else {
+                keep.push_back(h);
+            }
+        }
+        self.core.held_inits = keep;
+        for h in ready {
+            let msg = wire::HandshakeInit {
+                sender_index: h.sender_index,
+                noise: &h.noise,
+            };
+            self.on_handshake_init(h.path, h.tag, msg, now);
+        }
+    }
+
+    pub(super) fn on_handshake_resp(&mut self, path: Path, msg: wire::HandshakeResp, now: Instant) {
+        let core = &mut self.core;
+        let Some(p) = core
+            .by_index
+            .get(&msg.receiver_index)
+            .and_then(|key| self.peers.get_mut(key))
+        else {
+            core.stats.dropped_unknown_session += 1;
+            return;
+        };
+        let Some(pending) = p
+            .pending
+            .as_mut()
+            .filter(|x| x.local_index == msg.receiver_index)
+        else {
+            core.stats.dropped_unknown_session += 1;
+            return;
+        };
+        let Some(initiator) = pending.initiator.take() else {
+            // This attempt already failed; it waits for its retry timer.
+            core.stats.dropped_unknown_session += 1;
+            return;
+        };
+        let local_index = pending.local_index;
+        let Ok(keys) = initiator.finish(msg.noise) else {
+            // Refused (wrong PSK or forged). The attempt stays pending without its Noise state until
+            // the retry timer replaces it. Clearing it instead let the next frame from the TAP start
+            // a new handshake at once: an edge with a wrong secret initiated one handshake per frame
+            // per peer, with no back-off and no attempt limit, costing each peer a Noise response.
+            core.stats.handshakes_rejected += 1;
+            return;
+        };
+        p.pending = None;
+        let session = Session::new(keys, local_index, msg.sender_index, true, now);
+        core.install_session(p, session, now);
+        // Confirm the session to the responder at once: it does not send on it before it hears from us.
+        let reply_path = match path {
+            Path::Direct(a) => Path::Direct(a),
+            _ => p.path.or_relay(|| core.relay_supernode()),
+        };
+        core.send_data(p, DataKind::Keepalive, &[], Some(reply_path), now);
+        if let Path::Direct(a) = path {
+            core.start_probe_to(p, a, now);
+        }
+    }
+}
