@@ -56,8 +56,9 @@ impl<'a> Reader<'a> {
         T::read(self)
     }
 
-    /// Reads a message of fixed layout, which must end the datagram.
-    #[inline]
+    /// Reads a message of fixed layout, which must end the datagram. (Always inlined: the message is
+    /// then built in place instead of being moved out of a call: 4 % of the instructions of a REGISTER.)
+    #[inline(always)]
     pub(crate) fn read_all<T: Codec<'a>>(&mut self) -> Result<T, DecodeError> {
         let m = T::read(self)?;
         self.finish()?;
