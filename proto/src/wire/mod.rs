@@ -9,9 +9,9 @@
 //! byte. Decoders ignore `reserved` (so it can gain a meaning later without a version bump) and reject an
 //! unknown version outright.
 //!
-//! One file per message family, each message's encoding and decoding side by side ([`codec`] holds the
-//! shared pieces): [`handshake`], [`data`], [`relay`], [`register`], [`peers`], [`ping`],
-//! [`federation`]. [`packet`] holds views of the Ethernet, IP, TCP and UDP headers inside the frames the
+//! One file per message family, each message's encoding and decoding side by side (`codec.rs` holds the
+//! shared pieces): `handshake.rs`, `data.rs`, `relay.rs`, `register.rs`, `peers.rs`, `ping.rs`,
+//! `federation.rs`. [`packet`] holds views of the Ethernet, IP, TCP and UDP headers inside the frames the
 //! edge carries, so that nothing outside this module reads a frame by byte offset.
 
 mod addr;
