@@ -25,6 +25,12 @@ const GSO_TCPV4: u8 = 1;
 const GSO_TCPV6: u8 = 4;
 const GSO_UDP_L4: u8 = 5;
 
+// The header views everything below reads and writes frames through (no raw offsets here).
+use weft_proto::wire::packet::ethernet::{self, EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use weft_proto::wire::packet::tcp::{self, TcpPacket, FLAG_ACK, FLAG_CWR, FLAG_FIN, FLAG_PSH};
+use weft_proto::wire::packet::{ipv4, ipv6, udp, Ipv4Packet, Ipv6Packet, PacketError, UdpPacket};
+use weft_proto::wire::packet::{IPPROTO_TCP, IPPROTO_UDP};
+
 /// Why a frame from the TAP could not be split (it is dropped and counted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OffloadError {
@@ -59,6 +65,18 @@ impl VnetHdr {
             csum_start: u(6),
             csum_offset: u(8),
         })
+    }
+
+    /// The header's bytes.
+    fn to_bytes(self) -> [u8; VNET_HDR_LEN] {
+        let mut h = [0u8; VNET_HDR_LEN];
+        h[0] = self.flags;
+        h[1] = self.gso_type;
+        h[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
+        h[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
+        h[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
+        h[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
+        h
     }
 
     /// The header for a frame we write: no segmentation, checksum already valid.
@@ -106,20 +124,6 @@ fn fold(mut acc: u32) -> u16 {
     !(acc as u16)
 }
 
-/// Where the IP header starts (after the Ethernet header and one optional VLAN tag), and its EtherType.
-fn l3_offset(frame: &[u8]) -> Result<(usize, u16), OffloadError> {
-    let et = |o: usize| -> Result<u16, OffloadError> {
-        frame
-            .get(o..o + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-            .ok_or(OffloadError::Truncated)
-    };
-    match et(12)? {
-        0x8100 | 0x88a8 => Ok((18, et(16)?)),
-        t => Ok((14, t)),
-    }
-}
-
 /// Completes a partial checksum (NEEDS_CSUM without segmentation): the kernel left the pseudo-header sum
 /// in the checksum field; sum from `start` to the end and store the result there.
 fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> Result<(), OffloadError> {
@@ -152,31 +156,41 @@ pub fn split(
         each(frame, &[]);
         return Ok(());
     }
-    let (l3, ethertype) = l3_offset(frame)?;
+    let (l3, ethertype) = EthernetFrame::new_checked(&*frame)
+        .and_then(|eth| eth.network_header())
+        .map_err(|_| OffloadError::Truncated)?;
     let l4 = hdr.csum_start as usize;
     let v4 = match (gso, ethertype) {
-        (GSO_TCPV4, 0x0800) | (GSO_UDP_L4, 0x0800) => true,
-        (GSO_TCPV6, 0x86dd) | (GSO_UDP_L4, 0x86dd) => false,
+        (GSO_TCPV4, ETHERTYPE_IPV4) | (GSO_UDP_L4, ETHERTYPE_IPV4) => true,
+        (GSO_TCPV6, ETHERTYPE_IPV6) | (GSO_UDP_L4, ETHERTYPE_IPV6) => false,
         _ => return Err(OffloadError::Unsupported),
     };
-    if v4 {
-        let ihl = (*frame.get(l3).ok_or(OffloadError::Truncated)? & 0x0f) as usize * 4;
-        if ihl < 20 || l4 != l3 + ihl {
+    // The IP header, checked once here: the segments' copies of it are rewritten unchecked below.
+    let id0 = if v4 {
+        let ip = Ipv4Packet::new_checked(&frame[l3..]).map_err(|e| match e {
+            PacketError::Truncated => OffloadError::Truncated,
+            PacketError::Malformed => OffloadError::Unsupported,
+        })?;
+        if l4 != l3 + ip.header_len() {
             return Err(OffloadError::Unsupported);
         }
-    } else if l4 != l3 + 40 {
-        return Err(OffloadError::Unsupported); // extension headers: not produced by TSO here
-    }
-    let tcp = gso != GSO_UDP_L4;
-    let l4_len = if tcp {
-        (*frame.get(l4 + 12).ok_or(OffloadError::Truncated)? >> 4) as usize * 4
+        ip.ident()
     } else {
-        8
+        if l4 != l3 + ipv6::HEADER_LEN {
+            return Err(OffloadError::Unsupported); // extension headers: not produced by TSO here
+        }
+        0
+    };
+    let tcp = gso != GSO_UDP_L4;
+    let transport = frame.get(l4..).ok_or(OffloadError::Truncated)?;
+    let (l4_len, seq0) = if tcp {
+        let t = TcpPacket::new_checked(transport).map_err(|_| OffloadError::Truncated)?;
+        (t.header_len(), t.seq_number())
+    } else {
+        UdpPacket::new_checked(transport).map_err(|_| OffloadError::Truncated)?;
+        (udp::HEADER_LEN, 0)
     };
     let payload_at = l4 + l4_len;
-    if payload_at > frame.len() || (tcp && l4_len < 20) {
-        return Err(OffloadError::Truncated);
-    }
     if payload_at & 1 == 1 {
         // The checksum below sums headers and payload separately, which needs the payload to start on
         // an even offset; Ethernet, VLAN, IP and TCP/UDP header lengths always give one.
@@ -188,16 +202,7 @@ pub fn split(
     }
     let payload_len = frame.len() - payload_at;
     let segments = payload_len.div_ceil(mss).max(1);
-    let seq0 = if tcp {
-        u32::from_be_bytes(frame[l4 + 4..l4 + 8].try_into().expect("4 bytes"))
-    } else {
-        0
-    };
-    let id0 = if v4 {
-        u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]])
-    } else {
-        0
-    };
+    let proto = if tcp { IPPROTO_TCP } else { IPPROTO_UDP } as u32;
     for i in 0..segments {
         let from = payload_at + i * mss;
         let to = (from + mss).min(frame.len());
@@ -207,47 +212,48 @@ pub fn split(
         let payload = &frame[from..to];
         let seg_len = payload_at + payload.len();
         let seg_l4_len = seg_len - l4;
-        let s = &mut scratch[..];
-        // Network layer.
-        if v4 {
-            let total = (seg_len - l3) as u16;
-            s[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
-            s[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
-            s[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-            let c = fold(sum16(&s[l3..l4], 0));
-            s[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        let (net, transport) = scratch.split_at_mut(l4);
+        let net = &mut net[l3..];
+        // Network layer; then the pseudo-header sum, from the addresses.
+        let pseudo = if v4 {
+            let mut ip = Ipv4Packet::new_unchecked(net);
+            ip.set_total_len((seg_len - l3) as u16);
+            ip.set_ident(id0.wrapping_add(i as u16));
+            ip.set_checksum(0);
+            let c = fold(sum16(ip.header(), 0));
+            ip.set_checksum(c);
+            sum16(ip.addr_bytes(), proto + seg_l4_len as u32)
         } else {
-            let plen = (seg_len - l3 - 40) as u16;
-            s[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
-        }
+            let mut ip = Ipv6Packet::new_unchecked(net);
+            ip.set_payload_len((seg_len - l3 - ipv6::HEADER_LEN) as u16);
+            sum16(ip.addr_bytes(), proto + seg_l4_len as u32)
+        };
         // Transport layer.
-        let csum_at = if tcp {
-            let seq = seq0.wrapping_add((i * mss) as u32);
-            s[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+        if tcp {
+            let mut t = TcpPacket::new_unchecked(transport);
+            t.set_seq_number(seq0.wrapping_add((i * mss) as u32));
+            let mut flags = t.flags();
             if !last {
-                s[l4 + 13] &= !(0x01 | 0x08); // FIN and PSH only on the last segment
+                flags &= !(FLAG_FIN | FLAG_PSH); // FIN and PSH only on the last segment
             }
             if i > 0 {
-                s[l4 + 13] &= !0x80; // CWR only on the first
+                flags &= !FLAG_CWR; // CWR only on the first
             }
-            l4 + 16
+            t.set_flags(flags);
+            t.set_checksum(0);
+            let c = fold(sum16(payload, sum16(t.header(), pseudo)));
+            t.set_checksum(c);
         } else {
-            s[l4 + 4..l4 + 6].copy_from_slice(&(seg_l4_len as u16).to_be_bytes());
-            l4 + 6
-        };
-        s[csum_at..csum_at + 2].copy_from_slice(&[0, 0]);
-        let proto: u32 = if tcp { 6 } else { 17 };
-        let pseudo = if v4 {
-            sum16(&s[l3 + 12..l3 + 20], proto + seg_l4_len as u32)
-        } else {
-            sum16(&s[l3 + 8..l3 + 40], proto + seg_l4_len as u32)
-        };
-        let mut c = fold(sum16(payload, sum16(&s[l4..], pseudo)));
-        if !tcp && c == 0 {
-            c = 0xffff; // UDP: zero means "no checksum"
+            let mut u = UdpPacket::new_unchecked(transport);
+            u.set_len(seg_l4_len as u16);
+            u.set_checksum(0);
+            let mut c = fold(sum16(payload, sum16(u.header(), pseudo)));
+            if c == 0 {
+                c = 0xffff; // UDP: zero means "no checksum"
+            }
+            u.set_checksum(c);
         }
-        s[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
-        each(s, payload);
+        each(scratch, payload);
     }
     Ok(())
 }
@@ -255,40 +261,57 @@ pub fn split(
 /// Largest IPv4 packet a coalesced frame may become.
 const MAX_COALESCED_IP: usize = 65535;
 
+/// Where a coalesced frame's TCP header starts: after an Ethernet header and an IPv4 header without
+/// options (the only frames that join a run).
+const COALESCED_L4: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+
 /// What makes a TCP/IPv4 frame eligible to join a coalesced run, and where its parts are.
+///
+/// The fixed-size headers are held as arrays: their views' accessors then need no bounds checks, which
+/// matters because every frame written to the TAP device is parsed here and compared with its
+/// predecessor.
+#[derive(Clone, Copy)]
 struct TcpV4<'a> {
     frame: &'a [u8],
-    l4: usize,
+    eth: EthernetFrame<&'a [u8; ethernet::HEADER_LEN]>,
+    ip: Ipv4Packet<&'a [u8; ipv4::HEADER_LEN]>,
+    /// The TCP header without its options.
+    tcp: TcpPacket<&'a [u8; tcp::HEADER_LEN]>,
+    options: &'a [u8],
     payload_at: usize,
-    seq: u32,
-    flags: u8,
 }
 
 impl<'a> TcpV4<'a> {
     /// A plain TCP/IPv4 frame without IP options or fragmentation, carrying payload; else None.
     fn parse(frame: &'a [u8]) -> Option<TcpV4<'a>> {
-        if frame.len() < 14 + 20 + 20 || frame[12..14] != [0x08, 0x00] || frame[14] != 0x45 {
+        let (eth, rest) = frame.split_first_chunk()?;
+        let (ip, rest) = rest.split_first_chunk()?;
+        // Whole by their array types; the IPv4 header is whole once it is known to have no options.
+        let eth = EthernetFrame::new_unchecked(eth);
+        let ip = Ipv4Packet::new_unchecked(ip);
+        if eth.ethertype() != ETHERTYPE_IPV4 {
             return None;
         }
-        if frame[14 + 9] != 6 || u16::from_be_bytes([frame[20], frame[21]]) & 0x3fff != 0 {
-            return None; // not TCP, or a fragment
+        if ip.version() != 4 || ip.header_len() != ipv4::HEADER_LEN {
+            return None; // IP options
         }
-        let ip_len = u16::from_be_bytes([frame[16], frame[17]]) as usize;
-        if ip_len + 14 != frame.len() {
+        if ip.protocol() != IPPROTO_TCP || ip.is_fragment() {
+            return None;
+        }
+        if ip.total_len() as usize + ethernet::HEADER_LEN != frame.len() {
             return None; // Ethernet padding or truncation: leave it alone
         }
-        let l4 = 34;
-        let thl = (frame[l4 + 12] >> 4) as usize * 4;
-        let payload_at = l4 + thl;
-        if thl < 20 || payload_at >= frame.len() {
+        let tcp = TcpPacket::new_checked(rest).ok()?;
+        if tcp.payload().is_empty() {
             return None;
         }
         Some(TcpV4 {
             frame,
-            l4,
-            payload_at,
-            seq: u32::from_be_bytes(frame[l4 + 4..l4 + 8].try_into().expect("4 bytes")),
-            flags: frame[l4 + 13],
+            eth,
+            ip,
+            tcp: TcpPacket::new_unchecked(rest.first_chunk()?),
+            options: &rest[tcp::HEADER_LEN..tcp.header_len()],
+            payload_at: COALESCED_L4 + tcp.header_len(),
         })
     }
 
@@ -296,24 +319,33 @@ impl<'a> TcpV4<'a> {
         self.frame.len() - self.payload_at
     }
 
+    fn seq(&self) -> u32 {
+        self.tcp.seq_number()
+    }
+
+    fn flags(&self) -> u8 {
+        self.tcp.flags()
+    }
+
     /// Whether `next` continues this segment's run: same Ethernet and IP addressing, same TCP header
     /// apart from the sequence number (options included, as Linux GRO requires), contiguous, and this
     /// one a plain ACK.
     fn continued_by(&self, next: &TcpV4, expected_seq: u32) -> bool {
-        let (a, b) = (self.frame, next.frame);
-        self.flags == 0x10
-            && (next.flags == 0x10 || next.flags == 0x18)
-            && next.seq == expected_seq
+        let (a, b) = (&self.tcp, &next.tcp);
+        a.flags() == FLAG_ACK
+            && (b.flags() == FLAG_ACK || b.flags() == FLAG_ACK | FLAG_PSH)
+            && b.seq_number() == expected_seq
             && self.payload_at == next.payload_at
-            && a[..14] == b[..14]
-            && a[14 + 1] == b[14 + 1] // DSCP/ECN
-            && a[14 + 8..14 + 10] == b[14 + 8..14 + 10] // TTL, protocol
-            && a[14 + 12..14 + 20] == b[14 + 12..14 + 20] // addresses
-            && a[self.l4..self.l4 + 4] == b[next.l4..next.l4 + 4] // ports
-            && a[self.l4 + 8..self.l4 + 12] == b[next.l4 + 8..next.l4 + 12] // ack
-            && a[self.l4 + 14..self.l4 + 16] == b[next.l4 + 14..next.l4 + 16] // window
-            && a[self.l4 + 20..self.payload_at] == b[next.l4 + 20..next.payload_at]
-        // options
+            && self.eth.header() == next.eth.header()
+            && self.ip.dscp_ecn() == next.ip.dscp_ecn()
+            && self.ip.ttl() == next.ip.ttl()
+            && self.ip.protocol() == next.ip.protocol()
+            && self.ip.addr_bytes() == next.ip.addr_bytes()
+            && a.src_port() == b.src_port()
+            && a.dst_port() == b.dst_port()
+            && a.ack_number() == b.ack_number()
+            && a.window_len() == b.window_len()
+            && self.options == next.options
     }
 }
 
@@ -374,11 +406,11 @@ pub fn coalesce_next(bytes: &[u8], ranges: &[Range<usize>], i: usize, out: &mut 
         return i + 1;
     };
     let mss = first.payload_len();
-    let mut prev = TcpV4::parse(frames.get(i)).expect("parsed above");
-    let mut expected = first.seq.wrapping_add(mss as u32);
-    let mut total = first.frame.len() - 14;
+    let mut prev = first;
+    let mut expected = first.seq().wrapping_add(mss as u32);
+    let mut total = first.frame.len() - ethernet::HEADER_LEN;
     let mut j = i + 1;
-    let mut last_flags = first.flags;
+    let mut last_flags = first.flags();
     while j < frames.len() && j - i < MAX_RUN {
         let Some(next) = TcpV4::parse(frames.get(j)) else {
             break;
@@ -393,7 +425,7 @@ pub fn coalesce_next(bytes: &[u8], ranges: &[Range<usize>], i: usize, out: &mut 
         }
         total += n;
         expected = expected.wrapping_add(n as u32);
-        last_flags = next.flags;
+        last_flags = next.flags();
         prev = next;
         j += 1;
     }
@@ -403,34 +435,34 @@ pub fn coalesce_next(bytes: &[u8], ranges: &[Range<usize>], i: usize, out: &mut 
         return j;
     }
     // The virtio-net header: TCPv4 segmentation, checksum to complete from the TCP header on.
-    let hdr_len = first.payload_at as u16;
-    let mut h = [0u8; VNET_HDR_LEN];
-    h[0] = F_NEEDS_CSUM;
-    h[1] = GSO_TCPV4;
-    h[2..4].copy_from_slice(&hdr_len.to_le_bytes());
-    h[4..6].copy_from_slice(&(mss as u16).to_le_bytes());
-    h[6..8].copy_from_slice(&(first.l4 as u16).to_le_bytes());
-    h[8..10].copy_from_slice(&16u16.to_le_bytes());
-    out.head.extend_from_slice(&h);
+    let h = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: GSO_TCPV4,
+        hdr_len: first.payload_at as u16,
+        gso_size: mss as u16,
+        csum_start: COALESCED_L4 as u16,
+        csum_offset: tcp::CHECKSUM_OFFSET as u16,
+    };
+    out.head.extend_from_slice(&h.to_bytes());
     out.head.extend_from_slice(&first.frame[..first.payload_at]);
-    for (k, r) in ranges.iter().enumerate().take(j).skip(i) {
-        let at = TcpV4::parse(frames.get(k))
-            .expect("parsed in the run")
-            .payload_at;
-        out.pieces.push(r.start + at..r.end);
+    // Every frame of the run has the first one's header length (`continued_by` checks it).
+    for r in &ranges[i..j] {
+        out.pieces.push(r.start + first.payload_at..r.end);
     }
-    let s = &mut out.head[VNET_HDR_LEN..];
-    let ip_total = total as u16;
-    s[16..18].copy_from_slice(&ip_total.to_be_bytes());
-    s[24..26].copy_from_slice(&[0, 0]);
-    let c = fold(sum16(&s[14..34], 0));
-    s[24..26].copy_from_slice(&c.to_be_bytes());
-    let l4 = first.l4;
-    s[l4 + 13] = last_flags; // PSH of the last segment, if any
+    // The first frame's headers, rewritten for the whole run.
+    let (net, transport) =
+        out.head[VNET_HDR_LEN + ethernet::HEADER_LEN..].split_at_mut(ipv4::HEADER_LEN);
+    let mut ip = Ipv4Packet::new_unchecked(net);
+    ip.set_total_len(total as u16);
+    ip.set_checksum(0);
+    let c = fold(sum16(ip.header(), 0));
+    ip.set_checksum(c);
+    let mut t = TcpPacket::new_unchecked(transport);
+    t.set_flags(last_flags); // PSH of the last segment, if any
                              // CHECKSUM_PARTIAL: the field holds the (non-inverted) pseudo-header sum.
-    let tcp_len = (total + 14 - l4) as u32;
-    let pseudo = !fold(sum16(&s[14 + 12..14 + 20], 6 + tcp_len));
-    s[l4 + 16..l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
+    let tcp_len = (total - ipv4::HEADER_LEN) as u32;
+    let pseudo = !fold(sum16(ip.addr_bytes(), IPPROTO_TCP as u32 + tcp_len));
+    t.set_checksum(pseudo);
     j
 }
 
@@ -456,16 +488,23 @@ mod tests {
 
     /// Verifies a frame's IPv4 header checksum and its TCP/UDP checksum the way a receiver would.
     fn checksums_ok(f: &[u8]) -> bool {
-        let (l3, et) = l3_offset(f).unwrap();
-        let (l4, proto, pseudo) = if et == 0x0800 {
-            let ihl = (f[l3] & 15) as usize * 4;
-            if fold(sum16(&f[l3..l3 + ihl], 0)) != 0 {
+        let (l3, et) = EthernetFrame::new_checked(f)
+            .and_then(|e| e.network_header())
+            .unwrap();
+        let (l4, proto, pseudo) = if et == ETHERTYPE_IPV4 {
+            let ip = Ipv4Packet::new_checked(&f[l3..]).unwrap();
+            if fold(sum16(ip.header(), 0)) != 0 {
                 return false;
             }
-            let l4 = l3 + ihl;
-            (l4, f[l3 + 9] as u32, sum16(&f[l3 + 12..l3 + 20], 0))
+            let l4 = l3 + ip.header_len();
+            (l4, ip.protocol() as u32, sum16(ip.addr_bytes(), 0))
         } else {
-            (l3 + 40, f[l3 + 6] as u32, sum16(&f[l3 + 8..l3 + 40], 0))
+            let ip = Ipv6Packet::new_checked(&f[l3..]).unwrap();
+            (
+                l3 + ipv6::HEADER_LEN,
+                ip.next_header() as u32,
+                sum16(ip.addr_bytes(), 0),
+            )
         };
         let len = (f.len() - l4) as u32;
         fold(sum16(&f[l4..], pseudo + proto + len)) == 0

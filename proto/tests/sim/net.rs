@@ -49,6 +49,7 @@ use weft_proto::keys::{CommunityKeys, PublicKey, StaticKeypair};
 use weft_proto::supernode::{
     AdmissionPolicy, Lease, Supernode, SupernodeConfig, SupernodeEvent, SupernodeStats,
 };
+use weft_proto::wire::packet::EthernetFrame;
 use weft_proto::wire::{Ipv4Net, MacAddr};
 use weft_proto::Transmit;
 
@@ -1327,18 +1328,22 @@ pub fn build_frame(dst: MacAddr, src: MacAddr, id: u64) -> Vec<u8> {
 }
 
 fn parse_frame(at: Duration, f: &[u8]) -> RxFrame {
-    assert!(
-        f.len() >= 14,
-        "the edge wrote a runt frame of {} bytes to the TAP",
-        f.len()
-    );
-    let mac = |b: &[u8]| MacAddr(b.try_into().expect("6 bytes"));
-    let id = (f.len() >= 30 && f[12..14] == ETHERTYPE && &f[14..22] == FRAME_MAGIC)
-        .then(|| u64::from_be_bytes(f[22..30].try_into().expect("8 bytes")));
+    let Ok(eth) = EthernetFrame::new_checked(f) else {
+        panic!(
+            "the edge wrote a runt frame of {} bytes to the TAP",
+            f.len()
+        );
+    };
+    // The payload of a test frame: the marker, then the frame id.
+    let p = eth.payload();
+    let id = (eth.ethertype() == u16::from_be_bytes(ETHERTYPE)
+        && p.len() >= 16
+        && &p[..8] == FRAME_MAGIC)
+        .then(|| u64::from_be_bytes(p[8..16].try_into().expect("8 bytes")));
     RxFrame {
         at,
-        dst: mac(&f[..6]),
-        src: mac(&f[6..12]),
+        dst: eth.dst_addr(),
+        src: eth.src_addr(),
         id,
     }
 }
