@@ -178,11 +178,12 @@ impl Edge {
                     self.core.stats.dropped_not_from_supernode += 1;
                     return;
                 }
-                let Some((tag, inner)) = relayed_parts(data) else {
+                let Ok(mut relayed) = wire::RelayPacket::new_checked(data) else {
                     self.core.stats.dropped_malformed += 1;
                     return;
                 };
-                self.on_edge_packet(now, Path::Relayed(from), Some(tag), inner)
+                let tag = relayed.tag();
+                self.on_edge_packet(now, Path::Relayed(from), Some(tag), relayed.inner_mut())
             }
             _ => {
                 let Some(idx) = from_supernode else {
@@ -316,15 +317,4 @@ impl Edge {
             _ => {}
         }
     }
-}
-
-/// The sender's tag and the inner packet of a relayed datagram (`Relayed` header, then the edge-to-edge
-/// packet), or None when it is too short.
-fn relayed_parts(data: &mut [u8]) -> Option<(PeerTag, &mut [u8])> {
-    if data.len() < wire::RELAY_HEADER_LEN + wire::HEADER_LEN {
-        return None;
-    }
-    let mut tag = [0u8; 8];
-    tag.copy_from_slice(&data[wire::HEADER_LEN..wire::RELAY_HEADER_LEN]);
-    Some((PeerTag(tag), &mut data[wire::RELAY_HEADER_LEN..]))
 }

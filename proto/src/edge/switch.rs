@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 use super::peer::Peer;
 use super::{Core, Edge, Path};
 use crate::keys::PublicKey;
+use crate::wire::packet::{ethernet, EthernetFrame};
 use crate::wire::{DataKind, MacAddr};
 
 /// How often aged MAC entries are swept out.
 pub(super) const MAC_SWEEP: Duration = Duration::from_secs(10);
-
-/// The smallest Ethernet frame the switch forwards: the 14-byte header.
-const ETHERNET_HEADER_LEN: usize = 14;
 
 /// Learned MAC addresses.
 #[derive(Default)]
@@ -81,11 +79,10 @@ impl Edge {
     /// A frame from the TAP device, given as `head` followed by `tail`: to the peer its destination MAC
     /// was learned behind, else (broadcast, multicast, unknown unicast) to every peer, as a switch does.
     pub(super) fn switch_frame(&mut self, now: Instant, head: &[u8], tail: &[u8]) {
-        if head.len() + tail.len() < ETHERNET_HEADER_LEN {
+        let Ok(dst) = ethernet::dst_addr_of_parts(head, tail) else {
             self.core.stats.dropped_malformed += 1;
             return;
-        }
-        let dst = destination_mac(head, tail);
+        };
         let parts = [head, tail];
         let core = &mut self.core;
         if !dst.is_group() {
@@ -125,12 +122,12 @@ impl Core {
     /// A frame received from `p` on `path`: learn its source MAC behind `p`, count it, queue it for the
     /// TAP device.
     pub(super) fn deliver_frame(&mut self, p: &mut Peer, path: Path, frame: &[u8], now: Instant) {
-        if frame.len() < ETHERNET_HEADER_LEN {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.stats.dropped_malformed += 1;
             return;
-        }
+        };
         self.macs
-            .learn(source_mac(frame), p.key, now, self.cfg.limits.max_macs);
+            .learn(eth.src_addr(), p.key, now, self.cfg.limits.max_macs);
         let n = frame.len() as u64;
         p.counters.rx_bytes += n;
         if path.is_direct() {
@@ -153,23 +150,6 @@ impl Core {
         self.macs.expire(now, self.cfg.timers.mac_ageing);
         self.next_mac_sweep = now + MAC_SWEEP;
     }
-}
-
-/// The destination MAC of a frame given in two parts (the header may straddle them); the caller checked
-/// that the frame holds a whole Ethernet header.
-fn destination_mac(head: &[u8], tail: &[u8]) -> MacAddr {
-    let mut dst = [0u8; 6];
-    for (i, b) in head.iter().chain(tail).take(6).enumerate() {
-        dst[i] = *b;
-    }
-    MacAddr(dst)
-}
-
-/// The source MAC of a frame; the caller checked that it holds a whole Ethernet header.
-fn source_mac(frame: &[u8]) -> MacAddr {
-    let mut src = [0u8; 6];
-    src.copy_from_slice(&frame[6..12]);
-    MacAddr(src)
 }
 
 #[cfg(test)]
