@@ -6,12 +6,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod control;
-pub mod dataloop;
 pub mod metrics;
 pub mod notify;
 pub mod options;
 pub mod privileges;
-pub mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -281,21 +279,6 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
         .context("cannot read /dev/urandom")
 }
 
-/// A non-blocking UDP socket with deliberately sized kernel buffers (most loss measured in user-space VPNs
-/// here was the receive buffer overflowing, shared/testbed/NOTES.md). Bound before the tokio runtime
-/// exists, so that it can happen before dropping root while the process has one thread.
-pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: the kernel caps these at net.core.[rw]mem_max.
-    let _ = sock.set_recv_buffer_size(buffer_bytes);
-    let _ = sock.set_send_buffer_size(buffer_bytes);
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())
-        .with_context(|| format!("cannot bind UDP {addr}"))?;
-    Ok(sock.into())
-}
-
 /// What needs root, done before the tokio runtime starts (one thread): binds the UDP socket and, when
 /// started as root with `[daemon] user` set, hands the state directory and the session's runtime
 /// directory to that user and becomes it, keeping only `keep` (see [`privileges`]).
@@ -311,7 +294,7 @@ pub fn bind_and_drop(
         privileges::prepare_dir(&common.state_dir, 0o750, user)?;
         privileges::prepare_dir(&common.runtime_dir.join(session), 0o750, user)?;
     }
-    let udp = bind_udp(bind, buffer_bytes)?;
+    let udp = weft_datapath::bind_udp(bind, buffer_bytes)?;
     if let Some(user) = &run_as {
         privileges::drop_to(user, keep)?;
     }
@@ -474,11 +457,5 @@ mod tests {
         assert_ne!(a, c, "random per installation");
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&other);
-    }
-
-    #[test]
-    fn udp_socket_binds_an_ephemeral_port() {
-        let s = bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
-        assert_ne!(s.local_addr().unwrap().port(), 0);
     }
 }

@@ -6,7 +6,7 @@
 //! (up to a batch per source, so neither direction starves the other), then flushes what the machine
 //! produced: UDP with GSO, TAP with coalesced vectored writes, straight from the machine's output queues.
 //!
-//! Why its own thread and not a task on the tokio runtime that serves the API: `weft_daemon::dataloop`.
+//! Why its own thread and not a task on the tokio runtime that serves the API: `weft_datapath::dataloop`.
 //! The management API stays on tokio, on the main thread, and reaches this loop through [`Remote`].
 //! One thread for the whole path: on small machines handing packets between threads costs more than it
 //! gives (shared/testbed/NOTES.md), and a thread per direction would not split one flow, whose reverse
@@ -23,12 +23,12 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
 use tokio::sync::oneshot;
 use tun_rs::SyncDevice;
-use weft_daemon::dataloop;
-use weft_daemon::udp::BatchedUdp;
+use weft_datapath::dataloop;
+use weft_datapath::udp::BatchedUdp;
 use weft_proto::edge::{Edge, EdgeStats, Event, Path, PeerStatus, SupernodeStatus};
 use weft_proto::wire::Ipv4Net;
 
-use crate::{offload, tap};
+use weft_datapath::{offload, tap};
 
 /// A question the management server asks the loop.
 pub enum Query {
@@ -243,7 +243,7 @@ impl Tap<'_> {
                 Ok(_) => return,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && !waited => {
                     waited = true;
-                    weft_daemon::udp::wait_writable(self.dev, TAP_WAIT);
+                    weft_datapath::udp::wait_writable(self.dev, TAP_WAIT);
                 }
                 Err(e) => {
                     tracing::debug!("tap send: {e}");

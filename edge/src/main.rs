@@ -7,9 +7,8 @@ mod driver;
 mod identity;
 mod mgmt;
 mod netaddrs;
-mod offload;
+
 mod settings;
-mod tap;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -229,7 +228,7 @@ async fn run(
         AddressMode::Static(n) => Some(n),
         _ => None,
     };
-    let dev = tap::create(&s.tap_name, mac, s.mtu, static_addr, s.offload).with_context(|| {
+    let dev = weft_datapath::tap::create(&s.tap_name, mac, s.mtu, static_addr, s.offload).with_context(|| {
         format!(
             "cannot create TAP device {} (needs CAP_NET_ADMIN and /dev/net/tun)",
             s.tap_name
@@ -270,7 +269,7 @@ async fn run(
         local_addrs
     );
 
-    let (remote, inbox) = weft_daemon::dataloop::channel()?;
+    let (remote, inbox) = weft_datapath::dataloop::channel()?;
     let qtx = remote.clone();
     let ready_queries = remote.clone();
     let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);

@@ -1,5 +1,5 @@
 //! The supernode's data path: registrations, introductions, punching and relaying, on a thread of its own
-//! that waits in epoll (`weft_daemon::dataloop` says why). The management API, signals and reloads stay on
+//! that waits in epoll (`weft_datapath::dataloop` says why). The management API, signals and reloads stay on
 //! the tokio runtime of the main thread and reach this loop through [`Remote`].
 
 use std::net::SocketAddr;
@@ -12,8 +12,8 @@ use anyhow::{Context as _, Result};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
 use tokio::sync::oneshot;
-use weft_daemon::dataloop;
-use weft_daemon::udp::BatchedUdp;
+use weft_datapath::dataloop;
+use weft_datapath::udp::BatchedUdp;
 use weft_proto::supernode::Supernode;
 
 use crate::{leases_file, log_event, mgmt, server_event, Query};

@@ -153,7 +153,7 @@ async fn run(
         restored
     );
 
-    let (qtx, inbox) = weft_daemon::dataloop::channel::<Query>()?;
+    let (qtx, inbox) = weft_datapath::dataloop::channel::<Query>()?;
     let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);
     let (events_tx, _) = tokio::sync::broadcast::channel::<weft_web::ServerEvent>(256);
     let running = s.clone();
