@@ -3,7 +3,8 @@
 //! This binary is the I/O shell: configuration, the TAP device, the UDP socket, the management socket and
 //! logging. The protocol lives in `weft-proto`.
 
-mod driver;
+mod datapath;
+mod events;
 mod identity;
 mod mgmt;
 mod netaddrs;
@@ -228,12 +229,13 @@ async fn run(
         AddressMode::Static(n) => Some(n),
         _ => None,
     };
-    let dev = weft_datapath::tap::create(&s.tap_name, mac, s.mtu, static_addr, s.offload).with_context(|| {
-        format!(
-            "cannot create TAP device {} (needs CAP_NET_ADMIN and /dev/net/tun)",
-            s.tap_name
-        )
-    })?;
+    let dev = weft_datapath::tap::create(&s.tap_name, mac, s.mtu, static_addr, s.offload)
+        .with_context(|| {
+            format!(
+                "cannot create TAP device {} (needs CAP_NET_ADMIN and /dev/net/tun)",
+                s.tap_name
+            )
+        })?;
     let local_addrs = netaddrs::local_candidates(&s.advertise, bound.port(), &s.tap_name);
     let timers = Timers {
         register_interval: s.register_interval,
@@ -256,7 +258,7 @@ async fn run(
         limits: Limits::default(),
     };
     let edge =
-        weft_proto::edge::Edge::new(cfg, Instant::now(), driver::wall_clock_us(), rand::random());
+        weft_proto::edge::Edge::new(cfg, Instant::now(), events::wall_clock_us(), rand::random());
     tracing::info!(
         "weft-edge {} session {} community {} tap {} mac {} udp {} supernodes {:?} local addresses {:?}",
         weft_cli::VERSION,
@@ -283,7 +285,7 @@ async fn run(
         tap: s.tap_name.clone(),
         bind: bound.to_string(),
         started: Instant::now(),
-        started_unix_ms: driver::unix_ms(),
+        started_unix_ms: events::unix_ms(),
         queries: qtx,
     });
     let reload_fn: weft_daemon::ReloadFn =
@@ -321,7 +323,7 @@ async fn run(
     weft_daemon::reload_on_sighup(reload_fn, logging, status.clone())?;
     tokio::spawn(notify_when_registering(ready_queries, status));
 
-    let done = driver::spawn(edge, udp, dev, s.offload, inbox, events_tx)?;
+    let done = datapath::spawn(edge, udp, dev, s.offload, inbox, events_tx)?;
     tokio::spawn(async move {
         tokio::select! {
             _ = weft_daemon::shutdown_signal() => {}
@@ -343,10 +345,10 @@ async fn run(
 /// Tells systemd READY once the loop has sent its first registration (the TAP device is up by then: it
 /// is created before the loop starts). The loop answers a snapshot between two wake-ups, so a snapshot
 /// that counts a sent datagram comes after the flush that sent it.
-async fn notify_when_registering(queries: driver::Remote, status: String) {
+async fn notify_when_registering(queries: datapath::Remote, status: String) {
     loop {
         let (tx, rx) = oneshot::channel();
-        if queries.ask(driver::Query::Snapshot(tx)).await.is_err() {
+        if queries.ask(datapath::Query::Snapshot(tx)).await.is_err() {
             return;
         }
         match rx.await {

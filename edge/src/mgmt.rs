@@ -15,7 +15,8 @@ use weft_proto::edge::{Path, PeerState, PeerStatus};
 use weft_web::jsonrpsee::types::ErrorObjectOwned;
 use weft_web::jsonrpsee::RpcModule;
 
-use crate::driver::{ms_since, Query, Remote, Snapshot};
+use crate::datapath::{Query, Remote, Snapshot};
+use crate::events::ms_since;
 
 /// What the management methods need besides the loop's snapshots.
 pub struct Context {
