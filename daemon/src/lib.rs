@@ -1,6 +1,7 @@
 //! What `weft-edge` and `weft-supernode` share as daemons, so each binary is only its own I/O loop:
 //! the `start` and `help` command-line pieces, loading the configuration, the `[daemon]`/`[logging]`
-//! options, logging set-up, the UDP socket, signals, and starting the management server.
+//! options, logging set-up, binding the UDP socket and dropping root, signals, metrics, starting the
+//! management server, and the start-up sequence itself ([`startup`]).
 
 // Config errors carry their origin by value and are built once per start: size does not matter.
 #![allow(clippy::result_large_err)]
@@ -10,6 +11,7 @@ pub mod metrics;
 pub mod notify;
 pub mod options;
 pub mod privileges;
+pub mod startup;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
