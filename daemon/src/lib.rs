@@ -1,8 +1,10 @@
-//! What `weft-edge` and `weft-supernode` share as daemons, so each binary is only its own I/O loop:
+//! The process plumbing `weft-edge` and `weft-supernode` share, so each binary is only its own state
+//! machine set-up, management methods and event texts (the per-packet machinery is `weft-datapath`):
 //! the `start` and `help` command-line pieces, loading the configuration, the `[daemon]`/`[logging]`
 //! options, logging set-up, binding the UDP socket and dropping root, signals, metrics, starting the
 //! management server, and the start-up sequence itself ([`startup`]).
 
+#![forbid(unsafe_code)]
 // Config errors carry their origin by value and are built once per start: size does not matter.
 #![allow(clippy::result_large_err)]
 

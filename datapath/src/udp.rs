@@ -156,7 +156,7 @@ fn transmit(dest: SocketAddr, contents: &[u8], segment_size: Option<usize>) -> U
 const SEND_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A non-blocking std UDP socket with batched receive and coalesced send, for a loop on its own thread
-/// that waits in epoll itself (the edge's data path): no runtime between the kernel's wake-up and the
+/// that waits in epoll itself (the data path's loop): no runtime between the kernel's wake-up and the
 /// packet. Sends that find the socket buffer full wait for room (up to [`SEND_WAIT`]), which keeps the
 /// back-pressure the kernel gives instead of dropping.
 pub struct BatchedUdp {

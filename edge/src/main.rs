@@ -1,7 +1,11 @@
 //! `weft-edge`: joins this machine to a Weft community as one port of a distributed Ethernet switch.
 //!
-//! This binary is the I/O shell: configuration, the TAP device, the UDP socket, the management socket and
-//! logging. The protocol lives in `weft-proto`.
+//! This binary is the edge's own part of the daemon: its configuration and identity, the TAP device's
+//! set-up, its management methods and its event texts. The protocol lives in `weft-proto`, the data path
+//! (the event loop, batched UDP, the TAP device's I/O) in `weft-datapath`, and the start-up sequence and
+//! process plumbing in `weft-daemon`.
+
+#![forbid(unsafe_code)]
 
 mod datapath;
 mod events;

@@ -1,6 +1,9 @@
 //! `weft-supernode`: admits edges into communities, introduces them to each other, coordinates hole
-//! punching and relays sealed packets as a last resort. The protocol lives in `weft-proto`; this binary is
-//! the I/O shell: configuration, the UDP socket, persisted leases, the management socket, logging.
+//! punching and relays sealed packets as a last resort. The protocol lives in `weft-proto`, the data path
+//! in `weft-datapath`, the start-up sequence in `weft-daemon`; this binary is the supernode's own part:
+//! configuration and community file, persisted leases, management methods, event texts.
+
+#![forbid(unsafe_code)]
 
 mod communities;
 mod datapath;
