@@ -52,36 +52,46 @@ pub trait Switch: Machine {
 impl Machine for Edge {
     type Event = Event;
 
+    #[inline]
     fn poll_timeout(&self) -> Instant {
         Edge::poll_timeout(self)
     }
+    #[inline]
     fn handle_udp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         Edge::handle_udp(self, now, from, datagram)
     }
+    #[inline]
     fn handle_timeout(&mut self, now: Instant) {
         Edge::handle_timeout(self, now)
     }
+    #[inline]
     fn transmits(&self) -> &PacketQueue<SocketAddr> {
         Edge::transmits(self)
     }
+    #[inline]
     fn clear_transmits(&mut self) {
         Edge::clear_transmits(self)
     }
+    #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         Edge::poll_event(self)
     }
 }
 
 impl Switch for Edge {
+    #[inline]
     fn handle_tap_frame(&mut self, now: Instant, head: &[u8], tail: &[u8]) {
         Edge::handle_tap_frame_parts(self, now, head, tail)
     }
+    #[inline]
     fn tap_frames(&self) -> &PacketQueue<()> {
         Edge::tap_frames(self)
     }
+    #[inline]
     fn clear_tap_frames(&mut self) {
         Edge::clear_tap_frames(self)
     }
+    #[inline]
     fn assigned_address(event: &Event) -> Option<Ipv4Net> {
         match event {
             Event::AddressAssigned(net) => Some(*net),
@@ -93,21 +103,27 @@ impl Switch for Edge {
 impl Machine for Supernode {
     type Event = SupernodeEvent;
 
+    #[inline]
     fn poll_timeout(&self) -> Instant {
         Supernode::poll_timeout(self)
     }
+    #[inline]
     fn handle_udp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         Supernode::handle_udp(self, now, from, datagram)
     }
+    #[inline]
     fn handle_timeout(&mut self, now: Instant) {
         Supernode::handle_timeout(self, now)
     }
+    #[inline]
     fn transmits(&self) -> &PacketQueue<SocketAddr> {
         Supernode::transmits(self)
     }
+    #[inline]
     fn clear_transmits(&mut self) {
         Supernode::clear_transmits(self)
     }
+    #[inline]
     fn poll_event(&mut self) -> Option<SupernodeEvent> {
         Supernode::poll_event(self)
     }
