@@ -30,7 +30,8 @@ use tokio::sync::oneshot;
 
 use crate::dataloop::{self, Inbox};
 use crate::machine::{Machine, Switch};
-use crate::tap::{self, Tap};
+use crate::tap;
+use crate::tap_io::Tap;
 use crate::udp::BatchedUdp;
 
 /// Reads from the TAP device per wake-up before yielding to the other sources.

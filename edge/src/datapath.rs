@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tun_rs::SyncDevice;
 use weft_datapath::dataloop;
 use weft_datapath::driver::{self, Hooks};
-use weft_datapath::tap::Tap;
+use weft_datapath::tap_io::Tap;
 use weft_proto::edge::{Edge, EdgeStats, Event, PeerStatus, SupernodeStatus};
 use weft_proto::wire::Ipv4Net;
 
