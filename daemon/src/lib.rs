@@ -1,17 +1,19 @@
-//! What `weft-edge` and `weft-supernode` share as daemons, so each binary is only its own I/O loop:
+//! The process plumbing `weft-edge` and `weft-supernode` share, so each binary is only its own state
+//! machine set-up, management methods and event texts (the per-packet machinery is `weft-datapath`):
 //! the `start` and `help` command-line pieces, loading the configuration, the `[daemon]`/`[logging]`
-//! options, logging set-up, the UDP socket, signals, and starting the management server.
+//! options, logging set-up, binding the UDP socket and dropping root, signals, metrics, starting the
+//! management server, and the start-up sequence itself ([`startup`]).
 
+#![forbid(unsafe_code)]
 // Config errors carry their origin by value and are built once per start: size does not matter.
 #![allow(clippy::result_large_err)]
 
 pub mod control;
-pub mod dataloop;
 pub mod metrics;
 pub mod notify;
 pub mod options;
 pub mod privileges;
-pub mod udp;
+pub mod startup;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -282,21 +284,6 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
         .context("cannot get random bytes from the operating system")
 }
 
-/// A non-blocking UDP socket with deliberately sized kernel buffers (most loss measured in user-space VPNs
-/// here was the receive buffer overflowing, shared/testbed/NOTES.md). Bound before the tokio runtime
-/// exists, so that it can happen before dropping root while the process has one thread.
-pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: the kernel caps these at net.core.[rw]mem_max.
-    let _ = sock.set_recv_buffer_size(buffer_bytes);
-    let _ = sock.set_send_buffer_size(buffer_bytes);
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())
-        .with_context(|| format!("cannot bind UDP {addr}"))?;
-    Ok(sock.into())
-}
-
 /// What needs root, done before the tokio runtime starts (one thread): binds the UDP socket and, when
 /// started as root with `[daemon] user` set, hands the state directory and the session's runtime
 /// directory to that user and becomes it, keeping only `keep` (see [`privileges`]).
@@ -312,7 +299,7 @@ pub fn bind_and_drop(
         privileges::prepare_dir(&common.state_dir, 0o750, user)?;
         privileges::prepare_dir(&common.runtime_dir.join(session), 0o750, user)?;
     }
-    let udp = bind_udp(bind, buffer_bytes)?;
+    let udp = weft_datapath::bind_udp(bind, buffer_bytes)?;
     if let Some(user) = &run_as {
         privileges::drop_to(user, keep)?;
     }
@@ -475,11 +462,5 @@ mod tests {
         assert_ne!(a, c, "random per installation");
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&other);
-    }
-
-    #[test]
-    fn udp_socket_binds_an_ephemeral_port() {
-        let s = bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
-        assert_ne!(s.local_addr().unwrap().port(), 0);
     }
 }

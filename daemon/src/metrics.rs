@@ -71,6 +71,27 @@ impl MetricsText {
         self
     }
 
+    /// The families every daemon's scrape starts with: `weft_build_info` (version and `role`, "edge" or
+    /// "supernode") and `weft_uptime_seconds`.
+    pub fn process(&mut self, role: &str, uptime_s: u64) -> &mut Self {
+        self.family(
+            "weft_build_info",
+            Kind::Gauge,
+            "Build information; always 1.",
+        )
+        .sample(
+            "weft_build_info",
+            &[("version", env!("CARGO_PKG_VERSION")), ("role", role)],
+            1,
+        )
+        .single(
+            "weft_uptime_seconds",
+            Kind::Gauge,
+            &format!("Seconds since the {role} started."),
+            uptime_s,
+        )
+    }
+
     /// A family with a single unlabelled sample.
     pub fn single(&mut self, name: &str, kind: Kind, help: &str, value: impl Display) -> &mut Self {
         self.family(name, kind, help);

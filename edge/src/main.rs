@@ -1,16 +1,21 @@
 //! `weft-edge`: joins this machine to a Weft community as one port of a distributed Ethernet switch.
 //!
-//! This binary is the I/O shell: configuration, the TAP device, the UDP socket, the management socket and
-//! logging. The protocol lives in `weft-proto`.
+//! This binary is the edge's own part of the daemon: its configuration and identity, the TAP device's
+//! set-up, its management methods and its event texts. The protocol lives in `weft-proto`, the data path
+//! (the event loop, batched UDP, the TAP device's I/O) in `weft-datapath`, and the start-up sequence and
+//! process plumbing in `weft-daemon`.
 
-mod driver;
+#![forbid(unsafe_code)]
+
+mod datapath;
+mod events;
 mod identity;
 mod mgmt;
 mod netaddrs;
-mod offload;
-mod settings;
-mod tap;
 
+mod settings;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,8 +23,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
-use tokio::sync::{mpsc, oneshot};
-use weft_daemon::{Mgmt, StartArgs};
+use weft_daemon::privileges::Cap;
+use weft_daemon::startup::{Daemon, Prepared, Readiness};
+use weft_daemon::{Common, MgmtSettings, StartArgs};
 use weft_proto::edge::{AddressMode as ProtoAddressMode, EdgeConfig, Limits, Timers};
 use weft_proto::keys::{CommunityId, CommunityKeys};
 use weft_proto::wire::MacAddr;
@@ -132,44 +138,7 @@ fn main() -> ExitCode {
         } => print_line(
             admission_key(&community, key_file.as_deref()).map(|k| format!("{community} {k}")),
         ),
-        Command::Start(args) => {
-            let settings = match load_settings(&args) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("weft-edge: {e:#}");
-                    return ExitCode::from(2);
-                }
-            };
-            let logging = Arc::new(weft_daemon::init_logging(settings.common.verbose));
-            // Before the runtime (one thread): bind, and when root with [daemon] user set, become
-            // that user with CAP_NET_ADMIN only (the TAP device is created with it, in `run`).
-            let udp = match weft_daemon::bind_and_drop(
-                &settings.common,
-                &settings.session,
-                settings.bind,
-                4 << 20,
-                &[weft_daemon::privileges::Cap::CAP_NET_ADMIN],
-            ) {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("weft-edge: {e:#}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            match rt.block_on(run(settings, args, logging, udp)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("weft-edge: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Start(args) => weft_daemon::startup::start::<Settings>(args),
     }
 }
 
@@ -213,150 +182,136 @@ fn load_settings(args: &StartArgs) -> Result<Settings> {
     Ok(Settings::from_config(&cfg)?)
 }
 
-async fn run(
-    s: Settings,
-    args: StartArgs,
-    logging: Arc<weft_daemon::Logging>,
-    udp: std::net::UdpSocket,
-) -> Result<()> {
-    let identity = identity::load_or_create(&s.common.state_dir)?;
-    let mac = s
-        .mac
-        .unwrap_or_else(|| MacAddr::local_from_seed(&identity.public.0));
-    let supernodes = settings::resolve_supernodes(&s.supernodes).await?;
-    let bound = udp.local_addr()?;
-    let static_addr = match s.address {
-        AddressMode::Static(n) => Some(n),
-        _ => None,
-    };
-    let dev = tap::create(&s.tap_name, mac, s.mtu, static_addr, s.offload).with_context(|| {
-        format!(
-            "cannot create TAP device {} (needs CAP_NET_ADMIN and /dev/net/tun)",
-            s.tap_name
-        )
-    })?;
-    let local_addrs = netaddrs::local_candidates(&s.advertise, bound.port(), &s.tap_name);
-    let timers = Timers {
-        register_interval: s.register_interval,
-        ..Timers::default()
-    };
-    let cfg = EdgeConfig {
-        community: CommunityKeys::derive(&s.community, &s.secret),
-        identity,
-        supernodes: supernodes.clone(),
-        mac,
-        address: match s.address {
-            AddressMode::Static(n) => ProtoAddressMode::Static(n),
-            AddressMode::Auto => ProtoAddressMode::Auto,
-            AddressMode::Dhcp => ProtoAddressMode::None,
-        },
-        local_addrs: local_addrs.clone(),
-        description: s.description.clone(),
-        allow_p2p: s.allow_p2p,
-        timers,
-        limits: Limits::default(),
-    };
-    let edge =
-        weft_proto::edge::Edge::new(cfg, Instant::now(), driver::wall_clock_us(), rand::random());
-    tracing::info!(
-        "weft-edge {} session {} community {} tap {} mac {} udp {} supernodes {:?} local addresses {:?}",
-        weft_cli::VERSION,
-        s.session,
-        s.community,
-        s.tap_name,
-        mac,
-        bound,
-        supernodes,
-        local_addrs
-    );
+impl Daemon for Settings {
+    const PROGRAM: &'static str = "weft-edge";
+    // CAP_NET_ADMIN only: the TAP device is created with it, in `prepare`.
+    const KEEP: &'static [Cap] = &[Cap::CAP_NET_ADMIN];
+    const UDP_BUFFER: usize = 4 << 20;
+    const LOG_FAILURE: bool = true;
+    type Query = datapath::Query;
 
-    let (remote, inbox) = weft_daemon::dataloop::channel()?;
-    let qtx = remote.clone();
-    let ready_queries = remote.clone();
-    let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);
-    let (events_tx, _) = tokio::sync::broadcast::channel(256);
-    let started_settings = s.clone();
-    let ctx = Arc::new(mgmt::Context {
-        session: s.session.clone(),
-        community: s.community.clone(),
-        community_id: CommunityId::from_name(&s.community).to_string(),
-        description: s.description.clone(),
-        tap: s.tap_name.clone(),
-        bind: bound.to_string(),
-        started: Instant::now(),
-        started_unix_ms: driver::unix_ms(),
-        queries: qtx,
-    });
-    let reload_fn: weft_daemon::ReloadFn =
-        Arc::new(move |logging| reload(&args, &started_settings, logging));
-    let controls = weft_daemon::control::module(weft_daemon::control::Controls {
-        logging: logging.clone(),
-        stop: stop_api_tx,
-        reload: reload_fn.clone(),
-    })?;
-    let metrics_ctx = ctx.clone();
-    let metrics: weft_mgmt::MetricsFn =
-        Arc::new(move || Box::pin(mgmt::render_metrics(metrics_ctx.clone())));
-    let server = Mgmt::start(
-        &s.common,
-        &s.mgmt,
-        &s.session,
-        "weft-edge",
-        {
-            let mut methods = mgmt::module(ctx)?;
-            methods.merge(controls)?;
-            methods
-        },
-        metrics,
-        events_tx.clone(),
-    )
-    .await?;
+    fn load(args: &StartArgs) -> Result<Settings> {
+        load_settings(args)
+    }
+    fn common(&self) -> &Common {
+        &self.common
+    }
+    fn mgmt(&self) -> &MgmtSettings {
+        &self.mgmt
+    }
+    fn session(&self) -> &str {
+        &self.session
+    }
+    fn bind(&self) -> SocketAddr {
+        self.bind
+    }
 
-    let status = format!(
-        "session {} community {} on {} via {} supernode(s)",
-        s.session,
-        s.community,
-        s.tap_name,
-        supernodes.len()
-    );
-    weft_daemon::reload_on_sighup(reload_fn, logging, status.clone())?;
-    tokio::spawn(notify_when_registering(ready_queries, status));
+    async fn prepare(
+        self,
+        args: StartArgs,
+        udp: std::net::UdpSocket,
+        remote: datapath::Remote,
+    ) -> Result<Prepared<datapath::Query>> {
+        let s = self;
+        let identity = identity::load_or_create(&s.common.state_dir)?;
+        let mac = s
+            .mac
+            .unwrap_or_else(|| MacAddr::local_from_seed(&identity.public.0));
+        let supernodes = settings::resolve_supernodes(&s.supernodes).await?;
+        let bound = udp.local_addr()?;
+        let static_addr = match s.address {
+            AddressMode::Static(n) => Some(n),
+            _ => None,
+        };
+        let dev = weft_datapath::tap::create(&s.tap_name, mac, s.mtu, static_addr, s.offload)
+            .with_context(|| {
+                format!(
+                    "cannot create TAP device {} (needs CAP_NET_ADMIN and /dev/net/tun)",
+                    s.tap_name
+                )
+            })?;
+        let local_addrs = netaddrs::local_candidates(&s.advertise, bound.port(), &s.tap_name);
+        let timers = Timers {
+            register_interval: s.register_interval,
+            ..Timers::default()
+        };
+        let cfg = EdgeConfig {
+            community: CommunityKeys::derive(&s.community, &s.secret),
+            identity,
+            supernodes: supernodes.clone(),
+            mac,
+            address: match s.address {
+                AddressMode::Static(n) => ProtoAddressMode::Static(n),
+                AddressMode::Auto => ProtoAddressMode::Auto,
+                AddressMode::Dhcp => ProtoAddressMode::None,
+            },
+            local_addrs: local_addrs.clone(),
+            description: s.description.clone(),
+            allow_p2p: s.allow_p2p,
+            timers,
+            limits: Limits::default(),
+        };
+        let edge = weft_proto::edge::Edge::new(
+            cfg,
+            Instant::now(),
+            events::wall_clock_us(),
+            rand::random(),
+        );
+        tracing::info!(
+            "weft-edge {} session {} community {} tap {} mac {} udp {} supernodes {:?} local addresses {:?}",
+            weft_cli::VERSION,
+            s.session,
+            s.community,
+            s.tap_name,
+            mac,
+            bound,
+            supernodes,
+            local_addrs
+        );
 
-    let done = driver::spawn(edge, udp, dev, s.offload, inbox, events_tx)?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = weft_daemon::shutdown_signal() => {}
-            _ = stop_api_rx.recv() => {}
-        }
-        remote.stop();
-    });
-    let result = done.await.unwrap_or_else(|_| {
-        Err(anyhow::anyhow!(
-            "the data-path thread ended without a result"
-        ))
-    });
-    tracing::info!("stopping");
-    weft_daemon::notify::stopping();
-    server.stop().await;
-    result
+        let ctx = Arc::new(mgmt::Context {
+            session: s.session.clone(),
+            community: s.community.clone(),
+            community_id: CommunityId::from_name(&s.community).to_string(),
+            description: s.description.clone(),
+            tap: s.tap_name.clone(),
+            bind: bound.to_string(),
+            started: Instant::now(),
+            started_unix_ms: events::unix_ms(),
+            queries: remote.clone(),
+        });
+        let status = format!(
+            "session {} community {} on {} via {} supernode(s)",
+            s.session,
+            s.community,
+            s.tap_name,
+            supernodes.len()
+        );
+        let vnet = s.offload;
+        let started = s.clone();
+        Ok(Prepared {
+            methods: mgmt::module(ctx.clone())?.into(),
+            metrics: Arc::new(move || Box::pin(mgmt::render_metrics(ctx.clone()))),
+            reload: Arc::new(move |logging| reload(&args, &started, logging)),
+            status,
+            ready: Readiness::When(Box::pin(registering(remote))),
+            start: Box::new(move |inbox, events| {
+                datapath::spawn(edge, udp, dev, vnet, inbox, events)
+            }),
+        })
+    }
 }
 
-/// Tells systemd READY once the loop has sent its first registration (the TAP device is up by then: it
-/// is created before the loop starts). The loop answers a snapshot between two wake-ups, so a snapshot
-/// that counts a sent datagram comes after the flush that sent it.
-async fn notify_when_registering(queries: driver::Remote, status: String) {
+/// Whether the edge is ready for systemd: once the loop has sent its first registration (the TAP device
+/// is up by then: it is created before the loop starts). The loop answers a snapshot between two
+/// wake-ups, so a snapshot that counts a sent datagram comes after the flush that sent it. False when the
+/// loop stopped first.
+async fn registering(queries: datapath::Remote) -> bool {
     loop {
-        let (tx, rx) = oneshot::channel();
-        if queries.ask(driver::Query::Snapshot(tx)).await.is_err() {
-            return;
-        }
-        match rx.await {
-            Ok(snap) if snap.stats.tx_packets > 0 => {
-                weft_daemon::notify::ready(&status);
-                return;
-            }
+        match queries.request(datapath::Query::Snapshot).await {
+            Ok(snap) if snap.stats.tx_packets > 0 => return true,
             Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-            Err(_) => return,
+            Err(_) => return false,
         }
     }
 }

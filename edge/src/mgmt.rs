@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 use weft_daemon::metrics::{Kind, MetricsText};
 use weft_daemon::Page;
 use weft_mgmt::jsonrpsee::types::ErrorObjectOwned;
 use weft_mgmt::jsonrpsee::RpcModule;
 use weft_proto::edge::{Path, PeerState, PeerStatus};
 
-use crate::driver::{ms_since, Query, Remote, Snapshot};
+use crate::datapath::{Query, Remote, Snapshot};
+use crate::events::ms_since;
 
 /// What the management methods need besides the loop's snapshots.
 pub struct Context {
@@ -36,13 +36,10 @@ fn internal(msg: impl ToString) -> ErrorObjectOwned {
 
 impl Context {
     async fn snapshot(&self) -> Result<Snapshot, ErrorObjectOwned> {
-        let (reply, rx) = oneshot::channel();
-        let gone = || internal("the edge is shutting down");
         self.queries
-            .ask(Query::Snapshot(reply))
+            .request(Query::Snapshot)
             .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+            .map_err(|_| internal("the edge is shutting down"))
     }
 
     fn uptime_s(&self) -> u64 {
@@ -119,23 +116,7 @@ fn unix_s_of(ctx: &Context, now: Instant, t: Option<Instant>) -> Option<u64> {
 pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
     let st = &s.stats;
     let mut m = MetricsText::default();
-    m.family(
-        "weft_build_info",
-        Kind::Gauge,
-        "Build information; always 1.",
-    )
-    .sample(
-        "weft_build_info",
-        &[("version", env!("CARGO_PKG_VERSION")), ("role", "edge")],
-        1,
-    )
-    .single(
-        "weft_uptime_seconds",
-        Kind::Gauge,
-        "Seconds since the edge started.",
-        ctx.uptime_s(),
-    )
-    .single(
+    m.process("edge", ctx.uptime_s()).single(
         "weft_registered",
         Kind::Gauge,
         "1 when at least one supernode holds a current registration.",

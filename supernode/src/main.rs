@@ -1,22 +1,29 @@
 //! `weft-supernode`: admits edges into communities, introduces them to each other, coordinates hole
-//! punching and relays sealed packets as a last resort. The protocol lives in `weft-proto`; this binary is
-//! the I/O shell: configuration, the UDP socket, persisted leases, the management socket, logging.
+//! punching and relays sealed packets as a last resort. The protocol lives in `weft-proto`, the data path
+//! in `weft-datapath`, the start-up sequence in `weft-daemon`; this binary is the supernode's own part:
+//! configuration and community file, persisted leases, management methods, event texts.
+
+#![forbid(unsafe_code)]
 
 mod communities;
 mod datapath;
+mod events;
 mod leases_file;
 mod mgmt;
 mod settings;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
-use tokio::sync::{mpsc, oneshot};
-use weft_daemon::{Mgmt, StartArgs};
-use weft_proto::supernode::{AdmissionPolicy, Supernode, SupernodeConfig, SupernodeEvent};
+use tokio::sync::oneshot;
+use weft_daemon::privileges::Cap;
+use weft_daemon::startup::{Daemon, Prepared, Readiness};
+use weft_daemon::{Common, MgmtSettings, StartArgs};
+use weft_proto::supernode::{AdmissionPolicy, Supernode, SupernodeConfig};
 
 use settings::{Settings, SCHEMA};
 
@@ -48,44 +55,14 @@ fn main() -> ExitCode {
     weft_cli::handle_generate(Cli::command, None);
     match Cli::parse().command {
         Command::Help { topic } => weft_daemon::help(&SCHEMA, topic.as_deref()),
-        Command::Start(args) => {
-            let (settings, policy) = match load(&args) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("weft-supernode: {e:#}");
-                    return ExitCode::from(2);
-                }
-            };
-            let logging = Arc::new(weft_daemon::init_logging(settings.common.verbose));
-            // Before the runtime (one thread): bind, and when root with [daemon] user set, become
-            // that user with no capability at all.
-            let udp = match weft_daemon::bind_and_drop(
-                &settings.common,
-                &settings.session,
-                settings.bind,
-                8 << 20,
-                &[],
-            ) {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("weft-supernode: {e:#}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            match rt.block_on(run(settings, policy, args, logging, udp)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("weft-supernode: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Start(args) => weft_daemon::startup::start::<Start>(args),
     }
+}
+
+/// What `start` loads: the settings and the community file's admission policy.
+struct Start {
+    settings: Settings,
+    policy: AdmissionPolicy,
 }
 
 fn load(args: &StartArgs) -> Result<(Settings, AdmissionPolicy)> {
@@ -106,121 +83,110 @@ pub enum Query {
     SetPolicy(AdmissionPolicy),
 }
 
-async fn run(
-    s: Settings,
-    policy: AdmissionPolicy,
-    args: StartArgs,
-    logging: Arc<weft_daemon::Logging>,
-    udp: std::net::UdpSocket,
-) -> Result<()> {
-    let leases = leases_file::load(&s.common.state_dir)?;
-    let restored = leases.len();
-    let listed = policy.listed.len() + policy.patterns.len();
-    let open = policy.open;
-    let cfg = SupernodeConfig {
-        policy,
-        pool_min: s.pool_min,
-        pool_max: s.pool_max,
-        boot_id: rand::random(),
-        wall_clock_us: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0),
-        federation: s
-            .federation
-            .as_deref()
-            .map(|f| weft_proto::keys::FederationKey::derive(f.as_bytes())),
-        peers: s.peers.clone(),
-        ..SupernodeConfig::default()
-    };
-    let sn = Supernode::new(cfg, Instant::now(), leases);
-    tracing::info!(
-        "weft-supernode {} session {} listening on udp {}, {}, {} leases restored",
-        weft_cli::VERSION,
-        s.session,
-        udp.local_addr()?,
-        if open {
-            "admitting any community".to_string()
-        } else {
-            format!(
-                "admitting the {listed} communities and patterns of {}",
-                s.community_file
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            )
-        },
-        restored
-    );
+impl Daemon for Start {
+    const PROGRAM: &'static str = "weft-supernode";
+    // No capability at all.
+    const KEEP: &'static [Cap] = &[];
+    const UDP_BUFFER: usize = 8 << 20;
+    const LOG_FAILURE: bool = false;
+    type Query = Query;
 
-    let (qtx, inbox) = weft_daemon::dataloop::channel::<Query>()?;
-    let (stop_api_tx, mut stop_api_rx) = mpsc::channel::<()>(1);
-    let (events_tx, _) = tokio::sync::broadcast::channel::<weft_mgmt::ServerEvent>(256);
-    let running = s.clone();
-    let reload_tx = qtx.clone();
-    let stop_remote = qtx.clone();
-    let ctx_bind = udp.local_addr()?.to_string();
-    let ctx = Arc::new(mgmt::Context {
-        session: s.session.clone(),
-        bind: ctx_bind.clone(),
-        started: Instant::now(),
-        started_unix_ms: unix_ms(),
-        queries: qtx,
-    });
-    let reload_fn: weft_daemon::ReloadFn =
-        Arc::new(move |logging| reload(&args, &running, logging, &reload_tx));
-    let controls = weft_daemon::control::module(weft_daemon::control::Controls {
-        logging: logging.clone(),
-        stop: stop_api_tx,
-        reload: reload_fn.clone(),
-    })?;
-    let metrics_ctx = ctx.clone();
-    let metrics: weft_mgmt::MetricsFn =
-        Arc::new(move || Box::pin(mgmt::render_metrics(metrics_ctx.clone())));
-    let server = Mgmt::start(
-        &s.common,
-        &s.mgmt,
-        &s.session,
-        "weft-supernode",
-        {
-            let mut methods = mgmt::module(ctx)?;
-            methods.merge(controls)?;
-            methods
-        },
-        metrics,
-        events_tx.clone(),
-    )
-    .await?;
+    fn load(args: &StartArgs) -> Result<Start> {
+        let (settings, policy) = load(args)?;
+        Ok(Start { settings, policy })
+    }
+    fn common(&self) -> &Common {
+        &self.settings.common
+    }
+    fn mgmt(&self) -> &MgmtSettings {
+        &self.settings.mgmt
+    }
+    fn session(&self) -> &str {
+        &self.settings.session
+    }
+    fn bind(&self) -> SocketAddr {
+        self.settings.bind
+    }
 
-    let status = format!("session {} on udp {}", s.session, ctx_bind);
-    weft_daemon::reload_on_sighup(reload_fn, logging, status.clone())?;
-    weft_daemon::notify::ready(&status);
+    async fn prepare(
+        self,
+        args: StartArgs,
+        udp: std::net::UdpSocket,
+        remote: datapath::Remote,
+    ) -> Result<Prepared<Query>> {
+        let Start {
+            settings: s,
+            policy,
+        } = self;
+        let leases = leases_file::load(&s.common.state_dir)?;
+        let restored = leases.len();
+        let listed = policy.listed.len() + policy.patterns.len();
+        let open = policy.open;
+        let cfg = SupernodeConfig {
+            policy,
+            pool_min: s.pool_min,
+            pool_max: s.pool_max,
+            boot_id: rand::random(),
+            wall_clock_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0),
+            federation: s
+                .federation
+                .as_deref()
+                .map(|f| weft_proto::keys::FederationKey::derive(f.as_bytes())),
+            peers: s.peers.clone(),
+            ..SupernodeConfig::default()
+        };
+        let sn = Supernode::new(cfg, Instant::now(), leases);
+        tracing::info!(
+            "weft-supernode {} session {} listening on udp {}, {}, {} leases restored",
+            weft_cli::VERSION,
+            s.session,
+            udp.local_addr()?,
+            if open {
+                "admitting any community".to_string()
+            } else {
+                format!(
+                    "admitting the {listed} communities and patterns of {}",
+                    s.community_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                )
+            },
+            restored
+        );
 
-    let done = datapath::spawn(
-        sn,
-        udp,
-        datapath::Outside {
-            inbox,
-            events: events_tx,
-            state_dir: s.common.state_dir.clone(),
-        },
-    )?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = weft_daemon::shutdown_signal() => {}
-            _ = stop_api_rx.recv() => {}
-        }
-        stop_remote.stop();
-    });
-    let result = done.await.unwrap_or_else(|_| {
-        Err(anyhow::anyhow!(
-            "the data-path thread ended without a result"
-        ))
-    });
-    tracing::info!("stopping");
-    weft_daemon::notify::stopping();
-    server.stop().await;
-    result
+        let bind = udp.local_addr()?.to_string();
+        let ctx = Arc::new(mgmt::Context {
+            session: s.session.clone(),
+            bind: bind.clone(),
+            started: Instant::now(),
+            started_unix_ms: events::unix_ms(),
+            queries: remote.clone(),
+        });
+        let status = format!("session {} on udp {}", s.session, bind);
+        let state_dir = s.common.state_dir.clone();
+        Ok(Prepared {
+            methods: mgmt::module(ctx.clone())?.into(),
+            metrics: Arc::new(move || Box::pin(mgmt::render_metrics(ctx.clone()))),
+            reload: Arc::new(move |logging| reload(&args, &s, logging, &remote)),
+            status,
+            ready: Readiness::Now,
+            start: Box::new(move |inbox, events| {
+                datapath::spawn(
+                    sn,
+                    udp,
+                    datapath::Outside {
+                        inbox,
+                        events,
+                        state_dir,
+                    },
+                )
+            }),
+        })
+    }
 }
 
 /// `reload`: re-reads the configuration and the community file; applies the log level and the community
@@ -263,105 +229,4 @@ fn reload(
     }
     tracing::info!("configuration reloaded: applied {applied:?}, restart needed for {restart:?}");
     Ok((applied, restart))
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The `/events` form of an event (kinds and fields: docs/api.md).
-fn server_event(sn: &Supernode, ev: &SupernodeEvent) -> weft_mgmt::ServerEvent {
-    use serde_json::json;
-    let (kind, mut data) = match ev {
-        SupernodeEvent::EdgeRegistered {
-            community,
-            edge,
-            addr,
-            moved,
-        } => (
-            "edge_registered",
-            json!({"community": community_label(sn, community), "edge": edge.to_string(), "addr": addr.to_string(), "moved": moved}),
-        ),
-        SupernodeEvent::EdgeExpired { community, edge } => (
-            "edge_expired",
-            json!({"community": community_label(sn, community), "edge": edge.to_string()}),
-        ),
-        SupernodeEvent::RegistrationRefused {
-            community,
-            edge,
-            addr,
-            reason,
-        } => (
-            "registration_refused",
-            json!({"community": community_label(sn, community), "edge": edge.to_string(), "addr": addr.to_string(), "reason": format!("{reason:?}")}),
-        ),
-        SupernodeEvent::EdgeRevoked {
-            community,
-            edge,
-            reason,
-        } => (
-            "edge_revoked",
-            json!({"community": community_label(sn, community), "edge": edge.to_string(), "reason": format!("{reason:?}")}),
-        ),
-    };
-    data["time_ms"] = json!(unix_ms());
-    weft_mgmt::ServerEvent {
-        kind: kind.to_string(),
-        data: data.to_string(),
-    }
-}
-
-fn community_label(sn: &Supernode, id: &weft_proto::keys::CommunityId) -> String {
-    match sn.community_name(id) {
-        Some(n) => n.to_string(),
-        None => id.to_string(),
-    }
-}
-
-fn log_event(sn: &Supernode, ev: &SupernodeEvent) {
-    match ev {
-        SupernodeEvent::EdgeRegistered {
-            community,
-            edge,
-            addr,
-            moved,
-        } => tracing::info!(
-            "edge {edge:?} {} community {} from {addr}",
-            if *moved { "moved in" } else { "joined" },
-            community_label(sn, community)
-        ),
-        SupernodeEvent::RegistrationRefused {
-            community,
-            edge,
-            addr,
-            reason,
-        } => match reason {
-            // Asked for the name; the edge sends it at once: not worth a warning.
-            weft_proto::wire::NakReason::NameRequired => tracing::debug!(
-                "asked edge {edge:?} at {addr} for the name of community {}",
-                community_label(sn, community)
-            ),
-            _ => tracing::warn!(
-                "refused registration of edge {edge} from {addr} for community {}: {} ({reason:?})",
-                community_label(sn, community),
-                reason.explain()
-            ),
-        },
-        SupernodeEvent::EdgeRevoked {
-            community,
-            edge,
-            reason,
-        } => tracing::warn!(
-            "edge {edge} cut off from community {}: {} ({reason:?}); registration dropped, its peers told",
-            community_label(sn, community),
-            reason.explain()
-        ),
-        SupernodeEvent::EdgeExpired { community, edge } => tracing::info!(
-            "edge {edge:?} of community {} expired (no refresh)",
-            community_label(sn, community)
-        ),
-    }
 }

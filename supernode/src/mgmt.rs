@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 use weft_daemon::metrics::{Kind, MetricsText};
 use weft_daemon::Page;
 use weft_mgmt::jsonrpsee::types::ErrorObjectOwned;
@@ -76,13 +75,10 @@ fn internal(msg: impl ToString) -> ErrorObjectOwned {
 
 impl Context {
     async fn snapshot(&self) -> Result<Snapshot, ErrorObjectOwned> {
-        let gone = || internal("the supernode is shutting down");
-        let (reply, rx) = oneshot::channel();
         self.queries
-            .ask(Query::Snapshot(reply))
+            .request(Query::Snapshot)
             .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+            .map_err(|_| internal("the supernode is shutting down"))
     }
 
     fn uptime_s(&self) -> u64 {
@@ -110,55 +106,37 @@ fn stats_json(st: &SupernodeStats) -> Value {
 pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
     let st = &s.stats;
     let mut m = MetricsText::default();
-    m.family(
-        "weft_build_info",
-        Kind::Gauge,
-        "Build information; always 1.",
-    )
-    .sample(
-        "weft_build_info",
-        &[
-            ("version", env!("CARGO_PKG_VERSION")),
-            ("role", "supernode"),
-        ],
-        1,
-    )
-    .single(
-        "weft_uptime_seconds",
-        Kind::Gauge,
-        "Seconds since the supernode started.",
-        ctx.uptime_s(),
-    )
-    .single(
-        "weft_registrations_total",
-        Kind::Counter,
-        "Registrations accepted, refreshes included.",
-        st.registrations,
-    )
-    .single(
-        "weft_registrations_rejected_total",
-        Kind::Counter,
-        "Registrations refused.",
-        st.rejected_registrations,
-    )
-    .single(
-        "weft_relayed_packets_total",
-        Kind::Counter,
-        "Edge-to-edge packets relayed.",
-        st.relayed_packets,
-    )
-    .single(
-        "weft_relayed_bytes_total",
-        Kind::Counter,
-        "Bytes of edge-to-edge packets relayed.",
-        st.relayed_bytes,
-    )
-    .single(
-        "weft_punches_total",
-        Kind::Counter,
-        "Hole punches coordinated.",
-        st.punches,
-    );
+    m.process("supernode", ctx.uptime_s())
+        .single(
+            "weft_registrations_total",
+            Kind::Counter,
+            "Registrations accepted, refreshes included.",
+            st.registrations,
+        )
+        .single(
+            "weft_registrations_rejected_total",
+            Kind::Counter,
+            "Registrations refused.",
+            st.rejected_registrations,
+        )
+        .single(
+            "weft_relayed_packets_total",
+            Kind::Counter,
+            "Edge-to-edge packets relayed.",
+            st.relayed_packets,
+        )
+        .single(
+            "weft_relayed_bytes_total",
+            Kind::Counter,
+            "Bytes of edge-to-edge packets relayed.",
+            st.relayed_bytes,
+        )
+        .single(
+            "weft_punches_total",
+            Kind::Counter,
+            "Hole punches coordinated.",
+            st.punches,
+        );
     m.family(
         "weft_federation_messages_total",
         Kind::Counter,

@@ -3,7 +3,8 @@
 //!
 //! With offload, the device is created with `IFF_VNET_HDR` and TSO/USO enabled: reads return large segments
 //! behind a virtio-net header, which `offload` cuts into wire-size frames (tun-rs's own batch/offload helpers
-//! assume TUN and misbehave on TAP, see shared/testbed/NOTES.md).
+//! assume TUN, an IP header right after the virtio-net header, and misbehave on TAP, whose frames start with
+//! an Ethernet header).
 
 use std::io;
 

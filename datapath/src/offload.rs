@@ -9,8 +9,8 @@
 //! checksum. Frames written to the TAP carry a virtio-net header marking their checksums as already
 //! verified (they were, end to end, by the AEAD).
 //!
-//! tun-rs's own batch helpers assume TUN (an IP header right after the virtio header) and fail on TAP
-//! (shared/testbed/NOTES.md), so this module handles the Ethernet framing itself.
+//! tun-rs's own batch helpers assume TUN (an IP header right after the virtio header) and fail on TAP,
+//! whose frames start with an Ethernet header, so this module handles the Ethernet framing itself.
 
 use std::ops::Range;
 

@@ -53,6 +53,17 @@ impl<Q> Remote<Q> {
         self.waker.wake().map_err(|_| AskError::Gone)
     }
 
+    /// Asks a question answered on a channel: queues `question(reply)` (waiting for room), wakes the loop
+    /// and waits for the answer.
+    pub async fn request<T>(
+        &self,
+        question: impl FnOnce(oneshot::Sender<T>) -> Q,
+    ) -> Result<T, AskError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(question(reply)).await?;
+        answer.await.map_err(|_| AskError::Gone)
+    }
+
     /// Queues `q` without waiting, from outside the runtime too, and wakes the loop.
     pub fn try_ask(&self, q: Q) -> Result<(), AskError> {
         self.queries.try_send(q).map_err(|e| match e {

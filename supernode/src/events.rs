@@ -1,0 +1,105 @@
+//! The supernode's events in words: a log line for each, and its `/events` form (kinds and fields:
+//! docs/api.md).
+
+use weft_proto::supernode::{Supernode, SupernodeEvent};
+
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The `/events` form of an event (kinds and fields: docs/api.md).
+pub fn server_event(sn: &Supernode, ev: &SupernodeEvent) -> weft_mgmt::ServerEvent {
+    use serde_json::json;
+    let (kind, mut data) = match ev {
+        SupernodeEvent::EdgeRegistered {
+            community,
+            edge,
+            addr,
+            moved,
+        } => (
+            "edge_registered",
+            json!({"community": community_label(sn, community), "edge": edge.to_string(), "addr": addr.to_string(), "moved": moved}),
+        ),
+        SupernodeEvent::EdgeExpired { community, edge } => (
+            "edge_expired",
+            json!({"community": community_label(sn, community), "edge": edge.to_string()}),
+        ),
+        SupernodeEvent::RegistrationRefused {
+            community,
+            edge,
+            addr,
+            reason,
+        } => (
+            "registration_refused",
+            json!({"community": community_label(sn, community), "edge": edge.to_string(), "addr": addr.to_string(), "reason": format!("{reason:?}")}),
+        ),
+        SupernodeEvent::EdgeRevoked {
+            community,
+            edge,
+            reason,
+        } => (
+            "edge_revoked",
+            json!({"community": community_label(sn, community), "edge": edge.to_string(), "reason": format!("{reason:?}")}),
+        ),
+    };
+    data["time_ms"] = json!(unix_ms());
+    weft_mgmt::ServerEvent {
+        kind: kind.to_string(),
+        data: data.to_string(),
+    }
+}
+
+fn community_label(sn: &Supernode, id: &weft_proto::keys::CommunityId) -> String {
+    match sn.community_name(id) {
+        Some(n) => n.to_string(),
+        None => id.to_string(),
+    }
+}
+
+pub fn log_event(sn: &Supernode, ev: &SupernodeEvent) {
+    match ev {
+        SupernodeEvent::EdgeRegistered {
+            community,
+            edge,
+            addr,
+            moved,
+        } => tracing::info!(
+            "edge {edge:?} {} community {} from {addr}",
+            if *moved { "moved in" } else { "joined" },
+            community_label(sn, community)
+        ),
+        SupernodeEvent::RegistrationRefused {
+            community,
+            edge,
+            addr,
+            reason,
+        } => match reason {
+            // Asked for the name; the edge sends it at once: not worth a warning.
+            weft_proto::wire::NakReason::NameRequired => tracing::debug!(
+                "asked edge {edge:?} at {addr} for the name of community {}",
+                community_label(sn, community)
+            ),
+            _ => tracing::warn!(
+                "refused registration of edge {edge} from {addr} for community {}: {} ({reason:?})",
+                community_label(sn, community),
+                reason.explain()
+            ),
+        },
+        SupernodeEvent::EdgeRevoked {
+            community,
+            edge,
+            reason,
+        } => tracing::warn!(
+            "edge {edge} cut off from community {}: {} ({reason:?}); registration dropped, its peers told",
+            community_label(sn, community),
+            reason.explain()
+        ),
+        SupernodeEvent::EdgeExpired { community, edge } => tracing::info!(
+            "edge {edge:?} of community {} expired (no refresh)",
+            community_label(sn, community)
+        ),
+    }
+}
