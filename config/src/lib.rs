@@ -15,7 +15,7 @@
 //! - [`session`]: turning `start <session|path>` into a session name and file path.
 //! - `help`: the `help config` text; `dump`: the effective configuration, secrets hidden.
 //! - [`error`]: [`ConfigError`] and [`Origin`]; `text`: escaping, quoting and wrapping helpers.
-
+#![forbid(unsafe_code)]
 // ConfigError carries origins and names by value so messages are self-contained; it is built at
 // most a few times per process start, so its size (clippy's result_large_err) does not matter.
 #![allow(clippy::result_large_err)]

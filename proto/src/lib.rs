@@ -5,7 +5,8 @@
 //! ([`supernode`]). Nothing here opens a socket, reads a clock or spawns a task: the daemons drive these
 //! types with datagrams, frames and the current time, and the simulator in `tests/sim/` drives them with
 //! a virtual network and virtual time. `PROTOCOL.md` in this crate specifies the wire protocol.
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod edge;
 pub mod handshake;

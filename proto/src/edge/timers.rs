@@ -152,25 +152,31 @@ impl Core {
         let at = self.peer_deadline(p);
         self.timers.arm(p.key, &mut p.armed, at);
     }
+
+    /// The earliest deadline of the timers that are not a peer's: the MAC sweep and the supernode links'
+    /// (the links are few, so they are read directly).
+    fn edge_wide_deadline(&self) -> Instant {
+        let mut next = self.mac_sweep_deadline();
+        for link in &self.supernodes {
+            for t in &LINK_TIMERS {
+                if let Some(at) = (t.when)(self, link) {
+                    next = next.min(at);
+                }
+            }
+        }
+        next
+    }
 }
 
 impl Edge {
     /// See [`Edge::poll_timeout`]: the MAC sweep, the supernode links' timers, and the top of the peers'
     /// heap.
     pub(super) fn next_timeout(&self) -> Instant {
-        let core = &self.core;
-        let mut next = core.mac_sweep_deadline();
-        for link in &core.supernodes {
-            for t in &LINK_TIMERS {
-                if let Some(at) = (t.when)(core, link) {
-                    next = next.min(at);
-                }
-            }
+        let next = self.core.edge_wide_deadline();
+        match self.core.timers.next() {
+            Some(at) => next.min(at),
+            None => next,
         }
-        if let Some(at) = core.timers.next() {
-            next = next.min(at);
-        }
-        next
     }
 
     /// See [`Edge::handle_timeout`]: runs every due timer of the supernode links, the MAC sweep, and of
@@ -221,14 +227,7 @@ impl Edge {
     #[cfg(test)]
     pub(super) fn brute_force_timeout(&self) -> Instant {
         let core = &self.core;
-        let mut next = core.mac_sweep_deadline();
-        for link in &core.supernodes {
-            for t in &LINK_TIMERS {
-                if let Some(at) = (t.when)(core, link) {
-                    next = next.min(at);
-                }
-            }
-        }
+        let mut next = core.edge_wide_deadline();
         for p in self.peers.values() {
             next = next.min(core.peer_deadline(p));
         }
