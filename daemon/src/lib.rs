@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod control;
+pub mod logbudget;
 pub mod metrics;
 pub mod notify;
 pub mod options;

@@ -5,13 +5,16 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use anyhow::Result;
 use tokio::sync::oneshot;
+use weft_daemon::logbudget::LogBudget;
 use weft_datapath::dataloop;
 use weft_datapath::driver::{self, Hooks, NoTap};
 use weft_proto::supernode::{Supernode, SupernodeEvent};
 
-use crate::events::{log_event, server_event};
+use crate::events::{log_event, log_held_back_refusals, server_event};
 use crate::{leases_file, mgmt, Query};
 
 /// The management side's handle on the loop.
@@ -38,13 +41,24 @@ pub fn spawn(
         events,
         state_dir,
     } = outside;
-    driver::spawn(sn, udp, NoTap, inbox, SupernodeHooks { events, state_dir })
+    let hooks = SupernodeHooks {
+        events,
+        state_dir,
+        refusals: LogBudget::new(REFUSALS_LOGGED, REFUSAL_WINDOW),
+    };
+    driver::spawn(sn, udp, NoTap, inbox, hooks)
 }
+
+/// Refused registrations logged per window; the rest are counted in one line (`weft_daemon::logbudget`).
+/// Ten name the edges of an ordinary misconfiguration; a flood adds one line per window.
+const REFUSALS_LOGGED: u32 = 10;
+const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
 
 /// The supernode's [`Hooks`].
 struct SupernodeHooks {
     events: tokio::sync::broadcast::Sender<weft_mgmt::ServerEvent>,
     state_dir: PathBuf,
+    refusals: LogBudget,
 }
 
 impl Hooks<Supernode> for SupernodeHooks {
@@ -60,13 +74,14 @@ impl Hooks<Supernode> for SupernodeHooks {
     }
 
     fn event(&mut self, sn: &Supernode, ev: &SupernodeEvent) {
-        log_event(sn, ev);
+        log_event(sn, ev, &mut self.refusals);
         if self.events.receiver_count() > 0 {
             let _ = self.events.send(server_event(sn, ev));
         }
     }
 
     fn turn_done(&mut self, sn: &mut Supernode) {
+        log_held_back_refusals(&mut self.refusals);
         if let Some(leases) = sn.take_changed_leases() {
             if let Err(e) = leases_file::save(&self.state_dir, &leases) {
                 tracing::error!("cannot persist leases: {e:#}");

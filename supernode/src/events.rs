@@ -1,6 +1,9 @@
 //! The supernode's events in words: a log line for each, and its `/events` form (kinds and fields:
 //! docs/api.md).
 
+use std::time::Instant;
+
+use weft_daemon::logbudget::LogBudget;
 use weft_proto::supernode::{Supernode, SupernodeEvent};
 
 pub fn unix_ms() -> u64 {
@@ -59,7 +62,14 @@ fn community_label(sn: &Supernode, id: &weft_proto::keys::CommunityId) -> String
     }
 }
 
-pub fn log_event(sn: &Supernode, ev: &SupernodeEvent) {
+/// One log line for an event; refused registrations (which a stranger can cause at will, one spoofed
+/// datagram each) only while `refusals` admits them.
+pub fn log_event(sn: &Supernode, ev: &SupernodeEvent, refusals: &mut LogBudget) {
+    if let SupernodeEvent::RegistrationRefused { reason, .. } = ev {
+        if *reason != weft_proto::wire::NakReason::NameRequired && !refusals.admit(Instant::now()) {
+            return;
+        }
+    }
     match ev {
         SupernodeEvent::EdgeRegistered {
             community,
@@ -101,5 +111,15 @@ pub fn log_event(sn: &Supernode, ev: &SupernodeEvent) {
             "edge {edge:?} of community {} expired (no refresh)",
             community_label(sn, community)
         ),
+    }
+}
+
+/// The line that stands for the refused registrations `refusals` held back, once their window is over.
+pub fn log_held_back_refusals(refusals: &mut LogBudget) {
+    if let Some(n) = refusals.take_report(Instant::now()) {
+        tracing::warn!(
+            "{n} more refused registrations in the last {} s were not logged (a flood, or many misconfigured edges); rejected_registrations in `weftctl stats` counts them all",
+            refusals.window().as_secs()
+        );
     }
 }

@@ -1,0 +1,124 @@
+//! Floods a stranger can send, end to end: each must cost the daemon little and leave its log readable.
+//!
+//! Needs root (network namespaces) and the daemon binaries built, like `e2e.rs`.
+
+use anyhow::{ensure, Result};
+use std::net::SocketAddr;
+use std::time::Duration;
+use weft_e2e::{nsnet, run_e2e, SupernodeConfig, Testbed, COMMUNITY, SECRET};
+use weft_proto::keys::{CommunityId, PublicKey};
+use weft_proto::wire::{MacAddr, Register, ADMISSION_TAG_LEN};
+
+const BUDGET: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Spoofed registrations sent.
+const N: u64 = 5_000;
+
+#[test]
+fn refused_registration_flood_is_logged_in_bursts() {
+    run_e2e(
+        "flood::refused_registration_flood_is_logged_in_bursts",
+        BUDGET,
+        registration_flood,
+    );
+}
+
+/// A REGISTER for the community under test from edge `i`, with an admission tag that is not the
+/// secret's: what someone guessing the secret, or flooding, sends.
+fn bad_register(i: u64) -> Vec<u8> {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&i.to_le_bytes());
+    key[31] = 0x5a;
+    let mut buf = Vec::new();
+    Register {
+        community: CommunityId::from_name(COMMUNITY),
+        public_key: PublicKey(key),
+        counter: 1_000 + i,
+        mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        wants_ip: true,
+        wants_peers: true,
+        static_ip: None,
+        local_addrs: Vec::new(),
+        description: format!("intruder {i}"),
+        name: None,
+        admission_tag: [0; ADMISSION_TAG_LEN],
+    }
+    .encode_unsigned(&mut buf);
+    buf.extend_from_slice(&[0xa5; ADMISSION_TAG_LEN]);
+    buf
+}
+
+fn registration_flood(tb: &Testbed) -> Result<()> {
+    let admission = weft_e2e::daemon::admission_key(COMMUNITY, SECRET)?;
+    let sn_host = tb.add_public_host("sn", false)?;
+    let attacker = tb.add_public_host("attacker", false)?;
+    let file = tb.dir().join("communities");
+    std::fs::write(&file, format!("{COMMUNITY} key={admission}\n"))?;
+    let sn = tb.start_supernode(
+        &sn_host,
+        &SupernodeConfig {
+            community_file: Some(file),
+            ..Default::default()
+        },
+    )?;
+    sn.wait_ready(tb, Duration::from_secs(10))?;
+    let before = sn.info()?.stats.rejected_registrations;
+
+    let sock = nsnet::udp_socket_in(&attacker.ns, "0.0.0.0:0")?;
+    let target: SocketAddr = sn.addr().parse()?;
+    for i in 0..N {
+        sock.send_to(&bad_register(i), target)?;
+        if i % 200 == 199 {
+            // Paced so the supernode's receive buffer takes them all: the test counts refusals.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    tb.wait_until(
+        "the supernode to refuse every spoofed registration",
+        Duration::from_secs(15),
+        POLL,
+        || Ok(sn.info()?.stats.rejected_registrations >= before + N),
+    )?;
+    let refused = sn.info()?.stats.rejected_registrations - before;
+    let summary = "more refused registrations in the last";
+    tb.wait_until(
+        "one line counting the refusals that were not logged",
+        Duration::from_secs(25),
+        POLL,
+        || Ok(std::fs::read_to_string(sn.log_path())?.contains(summary)),
+    )?;
+    let log = std::fs::read_to_string(sn.log_path())?;
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("refused registration of edge"))
+        .count() as u64;
+    let counted: u64 = log
+        .lines()
+        .filter(|l| l.contains(summary))
+        .filter_map(|l| {
+            let (before, _) = l.split_once(summary)?;
+            before.split_whitespace().last()?.parse::<u64>().ok()
+        })
+        .sum();
+    tb.figure(&format!(
+        "{N} spoofed registrations: {refused} refused, {lines} logged one by one, {counted} counted \
+         in summary lines; log {} bytes",
+        log.len()
+    ));
+    ensure!(
+        (1..=20).contains(&lines),
+        "{lines} refusal lines for {N} spoofed registrations: the log is not bounded"
+    );
+    ensure!(
+        lines + counted == refused,
+        "every refusal is either logged or counted: {lines} logged + {counted} counted != {refused}"
+    );
+    ensure!(
+        log.len() < 64 * 1024,
+        "the supernode wrote {} bytes of log for the flood",
+        log.len()
+    );
+    ensure!(sn.info().is_ok(), "the supernode stopped answering");
+    Ok(())
+}
