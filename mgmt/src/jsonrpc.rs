@@ -3,19 +3,53 @@
 //! jsonrpsee's `raw_json_request` executes exactly one well-formed call. Everything around it that
 //! the JSON-RPC 2.0 spec requires of a server — parse errors, invalid requests, batches and
 //! notifications — is done here, independent of HTTP, so any transport can reuse it.
+//!
+//! Authorisation decides on exactly what is executed: the body's nesting depth is bounded first
+//! ([`depth`]), each call is parsed once into its typed parts ([`call`]), the method is checked on
+//! the parsed name, and jsonrpsee is handed request text written from those same parts, never the
+//! client's bytes. Anything that does not parse is answered with an error and runs nothing.
+//! Batches are bounded in length and their answers in total size, so the memory one request can
+//! make the daemon spend does not grow with the daemon's tables times the client's wishes.
+
+mod call;
+mod depth;
 
 use std::collections::HashSet;
 
+use jsonrpsee::types::error::{OVERSIZED_RESPONSE_CODE, OVERSIZED_RESPONSE_MSG};
 use jsonrpsee::Methods;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::auth::{UNAUTHORIZED_CODE, UNAUTHORIZED_MESSAGE};
+use call::{Call, Parsed};
 
 /// JSON-RPC "Parse error": the body is not JSON.
 pub(crate) const PARSE_ERROR: i32 = -32700;
 /// JSON-RPC "Invalid request": JSON, but not a request object.
 pub(crate) const INVALID_REQUEST: i32 = -32600;
+
+/// Deepest nesting of arrays and objects a request body may have, a batch's brackets included.
+///
+/// Real management calls nest three or four levels (batch, call, params, a value); 32 leaves room
+/// for any sensible parameter while keeping every parser far from its own limit (serde_json's
+/// `Value` stops at 128) and from deep recursion.
+pub(crate) const MAX_DEPTH: usize = 32;
+
+/// Most calls one batch may hold; a longer batch is refused whole with one "Invalid request".
+///
+/// A management tool sends a handful of calls at once; without a bound, one 1 MiB body of short
+/// calls asks for tens of thousands of answers.
+pub(crate) const MAX_BATCH: usize = 32;
+
+/// Most bytes of answers a batch may collect (4 MiB).
+///
+/// Once the answers so far and the next one would exceed it, that call is answered with error
+/// -32008 ("Response is too big") instead, and the calls after it are not run and get the same
+/// error (notifications: nothing). The first answer is always kept whole: a lone call's answer is
+/// as large as the daemon's tables make it (e.g. `get_edges` of a big supernode), which the client
+/// cannot multiply. So a batch costs at most one answer plus 4 MiB plus small error answers.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the caller of a request may do.
 pub(crate) struct Access<'a> {
@@ -26,13 +60,9 @@ pub(crate) struct Access<'a> {
 }
 
 impl Access<'_> {
-    /// Whether `call` names a method this caller may not run.
-    fn refuses(&self, call: &Value) -> bool {
-        !self.may_write
-            && call
-                .get("method")
-                .and_then(Value::as_str)
-                .is_some_and(|m| self.write_methods.contains(m))
+    /// Whether `method` is one this caller may not run.
+    fn refuses(&self, method: &str) -> bool {
+        !self.may_write && self.write_methods.contains(method)
     }
 }
 
@@ -49,6 +79,18 @@ pub(crate) async fn dispatch(
     let Ok(text) = std::str::from_utf8(body) else {
         return Some(error_response(Value::Null, PARSE_ERROR, "Parse error"));
     };
+    // Before any parser: see depth.rs for why.
+    if depth::exceeds(text.as_bytes(), MAX_DEPTH) {
+        tracing::debug!(
+            max = MAX_DEPTH,
+            "JSON-RPC request nested too deeply; refused"
+        );
+        return Some(error_response(
+            Value::Null,
+            INVALID_REQUEST,
+            &format!("Invalid request: nested deeper than {MAX_DEPTH} levels"),
+        ));
+    }
     if text.trim_start().starts_with('[') {
         let Ok(calls) = serde_json::from_str::<Vec<&RawValue>>(text) else {
             return Some(error_response(Value::Null, PARSE_ERROR, "Parse error"));
@@ -60,15 +102,20 @@ pub(crate) async fn dispatch(
                 "Invalid request",
             ));
         }
-        tracing::debug!(calls = calls.len(), "JSON-RPC batch");
-        let mut answers = Vec::with_capacity(calls.len());
-        // Sequentially: management calls are cheap, and ordered execution is easier to reason
-        // about for an operator sending e.g. "stop peer X" then "list peers" in one batch.
-        for call in calls {
-            if let Some(answer) = dispatch_one(methods, call.get(), access).await {
-                answers.push(answer);
-            }
+        if calls.len() > MAX_BATCH {
+            tracing::debug!(
+                calls = calls.len(),
+                max = MAX_BATCH,
+                "JSON-RPC batch too long; refused"
+            );
+            return Some(error_response(
+                Value::Null,
+                INVALID_REQUEST,
+                &format!("Invalid request: batch of more than {MAX_BATCH} calls"),
+            ));
         }
+        tracing::debug!(calls = calls.len(), "JSON-RPC batch");
+        let answers = run_batch(methods, &calls, access).await;
         if answers.is_empty() {
             None
         } else {
@@ -82,56 +129,96 @@ pub(crate) async fn dispatch(
     }
 }
 
-/// Run one syntactically valid JSON value as a call.
-async fn dispatch_one(methods: &Methods, call: &str, access: &Access<'_>) -> Option<String> {
-    let value: Value = serde_json::from_str(call).unwrap_or(Value::Null);
-    if access.refuses(&value) {
-        tracing::debug!(request = call, "unauthorised JSON-RPC call refused");
-        return value.get("id").map(|id| {
-            let id = match id {
-                Value::Number(_) | Value::String(_) => id.clone(),
-                _ => Value::Null,
-            };
-            error_response(id, UNAUTHORIZED_CODE, UNAUTHORIZED_MESSAGE)
-        });
+/// Run the calls of a batch in order within [`MAX_RESPONSE_BYTES`]; the answers to return.
+///
+/// Sequentially: management calls are cheap, and ordered execution is easier to reason about for
+/// an operator sending e.g. "stop peer X" then "list peers" in one batch.
+async fn run_batch(methods: &Methods, calls: &[&RawValue], access: &Access<'_>) -> Vec<String> {
+    let mut answers: Vec<String> = Vec::with_capacity(calls.len());
+    let mut size = 0usize;
+    let mut full = false;
+    for call in calls {
+        if full {
+            // Not run: its answer would have nowhere to go.
+            if let Some(answer) = oversized(call.get()) {
+                answers.push(answer);
+            }
+            continue;
+        }
+        let Some(answer) = dispatch_one(methods, call.get(), access).await else {
+            continue;
+        };
+        if !answers.is_empty() && size.saturating_add(answer.len()) > MAX_RESPONSE_BYTES {
+            tracing::debug!(
+                max = MAX_RESPONSE_BYTES,
+                "JSON-RPC batch answers too large; the rest is not run"
+            );
+            full = true;
+            answers.extend(oversized(call.get()));
+            continue;
+        }
+        size += answer.len();
+        answers.push(answer);
     }
+    answers
+}
+
+/// The answer to a call of a batch past [`MAX_RESPONSE_BYTES`]: error -32008 for a request,
+/// "Invalid request" for what is not one, nothing for a notification.
+fn oversized(text: &str) -> Option<String> {
+    match call::parse(text) {
+        Parsed::Call(call) if call.is_notification() => None,
+        Parsed::Call(call) => Some(error_response(
+            call.answer_id(),
+            OVERSIZED_RESPONSE_CODE,
+            OVERSIZED_RESPONSE_MSG,
+        )),
+        Parsed::Invalid { id } => Some(invalid_request(id)),
+    }
+}
+
+/// Run one syntactically valid, depth-bounded JSON value as a call.
+async fn dispatch_one(methods: &Methods, text: &str, access: &Access<'_>) -> Option<String> {
+    let call = match call::parse(text) {
+        Parsed::Call(call) => call,
+        Parsed::Invalid { id } => {
+            tracing::debug!(request = text, "invalid JSON-RPC request");
+            return Some(invalid_request(id));
+        }
+    };
+    if access.refuses(&call.method) {
+        tracing::debug!(method = %call.method, "unauthorised JSON-RPC call refused");
+        return (!call.is_notification())
+            .then(|| error_response(call.answer_id(), UNAUTHORIZED_CODE, UNAUTHORIZED_MESSAGE));
+    }
+    execute(methods, &call).await
+}
+
+/// Run an authorised call: jsonrpsee gets the canonical text of exactly the call checked.
+async fn execute(methods: &Methods, call: &Call<'_>) -> Option<String> {
+    let request = call.canonical();
     // Subscriptions are not offered over HTTP; their channel is dropped right away.
-    if let Ok((answer, _subscription)) = methods.raw_json_request(call, 1).await {
-        tracing::debug!(request = call, response = answer.get(), "JSON-RPC call");
-        return Some(answer.get().to_owned());
-    }
-    // Not a request jsonrpsee accepts: either a notification (no "id") or invalid.
-    match as_notification(&value) {
-        Some(as_request) => {
+    match methods.raw_json_request(&request, 1).await {
+        Ok(_) if call.is_notification() => {
             // The spec says notifications are executed but never answered.
-            tracing::debug!(request = call, "JSON-RPC notification");
-            let _ = methods.raw_json_request(&as_request, 1).await;
+            tracing::debug!(%request, "JSON-RPC notification");
             None
         }
-        None => {
-            tracing::debug!(request = call, "invalid JSON-RPC request");
-            let id = match value.get("id") {
-                Some(id @ (Value::Number(_) | Value::String(_))) => id.clone(),
-                _ => Value::Null,
-            };
-            Some(error_response(id, INVALID_REQUEST, "Invalid request"))
+        Ok((answer, _subscription)) => {
+            tracing::debug!(%request, response = answer.get(), "JSON-RPC call");
+            Some(answer.get().to_owned())
+        }
+        Err(_) => {
+            // jsonrpsee takes fewer ids than the spec (e.g. no negative or fractional numbers).
+            tracing::debug!(%request, "JSON-RPC request jsonrpsee does not accept");
+            Some(invalid_request(call.answer_id()))
         }
     }
 }
 
-/// If `value` is a well-formed notification, the same call as a request (id null) that jsonrpsee
-/// can execute.
-fn as_notification(value: &Value) -> Option<String> {
-    let obj = value.as_object()?;
-    if obj.contains_key("id") || obj.get("jsonrpc")? != "2.0" {
-        return None;
-    }
-    let method = obj.get("method")?.as_str()?;
-    let mut request = json!({ "jsonrpc": "2.0", "id": null, "method": method });
-    if let Some(params) = obj.get("params") {
-        request["params"] = params.clone();
-    }
-    Some(request.to_string())
+/// The "Invalid request" answer.
+fn invalid_request(id: Value) -> String {
+    error_response(id, INVALID_REQUEST, "Invalid request")
 }
 
 /// A JSON-RPC error response produced by this layer (not by a method).
