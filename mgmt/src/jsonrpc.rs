@@ -230,6 +230,8 @@ fn error_response(id: Value, code: i32, message: &str) -> String {
 mod tests {
     use super::*;
     use jsonrpsee::RpcModule;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     fn methods() -> Methods {
         let mut m = RpcModule::new(());
@@ -313,6 +315,236 @@ mod tests {
         assert_eq!(answers[0]["result"], json!(["x"]));
         assert_eq!(answers[1]["error"]["code"], json!(INVALID_REQUEST));
         assert_eq!(answers[2]["error"]["code"], json!(-32601));
+    }
+
+    /// Methods with a write method `stop` that counts its runs, and `big` that answers a string
+    /// of the requested length.
+    fn recording() -> (Methods, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let stops = Arc::new(AtomicUsize::new(0));
+        let bigs = Arc::new(AtomicUsize::new(0));
+        let mut m = RpcModule::new(());
+        let ran = stops.clone();
+        m.register_method("stop", move |_, _, _| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            json!({ "stopping": true })
+        })
+        .unwrap();
+        let ran = bigs.clone();
+        m.register_method("big", move |p, _, _| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            let (len,): (usize,) = p.parse().unwrap();
+            "x".repeat(len)
+        })
+        .unwrap();
+        m.register_method("echo", |p, _, _| p.parse::<Value>().unwrap_or(Value::Null))
+            .unwrap();
+        (m.into(), stops, bigs)
+    }
+
+    fn writes() -> HashSet<String> {
+        ["stop".to_owned()].into()
+    }
+
+    async fn run_as(methods: &Methods, body: &str, may_write: bool) -> Option<Value> {
+        let writes = writes();
+        let access = Access {
+            may_write,
+            write_methods: &writes,
+        };
+        dispatch(methods, body.as_bytes(), &access)
+            .await
+            .map(|s| serde_json::from_str(&s).unwrap())
+    }
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    /// The attack: a `stop` whose nesting one parser could not read and another could. Nothing
+    /// that deep runs, with or without the password.
+    #[tokio::test]
+    async fn deep_nesting_anywhere_runs_nothing() {
+        let (methods, stops, _) = recording();
+        for depth in [MAX_DEPTH, 129, 200, 10_000] {
+            let deep = nested(depth);
+            let deep_object = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+            for body in [
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"stop","params":{deep}}}"#),
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"stop","params":{{"x":{deep_object}}}}}"#
+                ),
+                format!(r#"{{"jsonrpc":"2.0","id":{deep},"method":"stop"}}"#),
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"stop","x":{deep}}}"#),
+                format!(r#"{{"x":{deep},"jsonrpc":"2.0","id":1,"method":"stop"}}"#),
+                format!(r#"{{"jsonrpc":"2.0","method":"stop","params":{deep}}}"#),
+                format!(r#"[{{"jsonrpc":"2.0","id":1,"method":"stop","params":{deep}}}]"#),
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"stop","params":{}"#,
+                    "[".repeat(depth)
+                ),
+            ] {
+                for may_write in [false, true] {
+                    let r = run_as(&methods, &body, may_write).await.unwrap();
+                    let code = &r["error"]["code"];
+                    assert!(
+                        *code == json!(INVALID_REQUEST) || *code == json!(PARSE_ERROR),
+                        "depth {depth}: {r}"
+                    );
+                    assert_eq!(r["id"], Value::Null);
+                }
+            }
+        }
+        assert_eq!(stops.load(Ordering::SeqCst), 0, "a deeply nested stop ran");
+    }
+
+    #[tokio::test]
+    async fn nesting_up_to_the_limit_still_works() {
+        let (methods, stops, _) = recording();
+        // Call object + params array + 30 more levels = MAX_DEPTH.
+        let params = format!("[{}]", nested(MAX_DEPTH - 2));
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"echo","params":{params}}}"#);
+        let r = run_as(&methods, &body, false).await.unwrap();
+        assert_eq!(r["result"], serde_json::from_str::<Value>(&params).unwrap());
+        // Without the password the same depth of `stop` is refused as unauthorised, with it, runs.
+        let body = format!(r#"{{"jsonrpc":"2.0","id":2,"method":"stop","params":{params}}}"#);
+        let r = run_as(&methods, &body, false).await.unwrap();
+        assert_eq!(r["error"]["code"], json!(UNAUTHORIZED_CODE));
+        assert_eq!(stops.load(Ordering::SeqCst), 0);
+        let r = run_as(&methods, &body, true).await.unwrap();
+        assert_eq!(r["result"], json!({ "stopping": true }));
+        assert_eq!(stops.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn brackets_in_strings_are_not_nesting() {
+        let (methods, _, _) = recording();
+        let text = format!("{}\"{}", "[{".repeat(300), "]}".repeat(300));
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "echo", "params": [text] });
+        let r = run_as(&methods, &body.to_string(), false).await.unwrap();
+        assert_eq!(r["result"], json!([text]));
+    }
+
+    /// serde_json's `Value` keeps the last of two equal keys; another parser might keep the first.
+    /// Any duplicate is refused, so the method checked and the method run cannot differ.
+    #[tokio::test]
+    async fn duplicate_method_keys_run_nothing() {
+        let (methods, stops, _) = recording();
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"echo","method":"stop"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"stop","method":"echo"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"echo","\u006dethod":"stop"}"#,
+            r#"{"jsonrpc":"2.0","method":"echo","method":"stop"}"#,
+        ] {
+            for may_write in [false, true] {
+                let r = run_as(&methods, body, may_write).await.unwrap();
+                assert_eq!(r["error"]["code"], json!(INVALID_REQUEST), "{body}");
+            }
+        }
+        assert_eq!(stops.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn escaped_method_names_are_authorised_as_unescaped() {
+        let (methods, stops, _) = recording();
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"st\u006fp"}"#;
+        let r = run_as(&methods, body, false).await.unwrap();
+        assert_eq!(r["error"]["code"], json!(UNAUTHORIZED_CODE));
+        // A notification is refused silently.
+        let body = r#"{"jsonrpc":"2.0","method":"\u0073top"}"#;
+        assert_eq!(run_as(&methods, body, false).await, None);
+        assert_eq!(stops.load(Ordering::SeqCst), 0);
+        assert_eq!(run_as(&methods, body, true).await, None);
+        assert_eq!(
+            stops.load(Ordering::SeqCst),
+            1,
+            "an authorised notification runs"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_members_are_invalid() {
+        let (methods, stops, _) = recording();
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"stop","x":1}"#;
+        let r = run_as(&methods, body, true).await.unwrap();
+        assert_eq!(r["error"]["code"], json!(INVALID_REQUEST));
+        assert_eq!(r["id"], json!(1));
+        assert_eq!(stops.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn batch_over_the_limit_runs_nothing() {
+        let (methods, stops, _) = recording();
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"stop"}"#;
+        let batch = |n: usize| format!("[{}]", vec![call; n].join(","));
+        for n in [MAX_BATCH + 1, 10_000] {
+            let r = run_as(&methods, &batch(n), true).await.unwrap();
+            assert_eq!(r["error"]["code"], json!(INVALID_REQUEST), "{n} calls");
+            assert_eq!(r["id"], Value::Null);
+        }
+        assert_eq!(stops.load(Ordering::SeqCst), 0);
+        let r = run_as(&methods, &batch(MAX_BATCH), true).await.unwrap();
+        assert_eq!(r.as_array().unwrap().len(), MAX_BATCH);
+        assert_eq!(stops.load(Ordering::SeqCst), MAX_BATCH);
+    }
+
+    #[tokio::test]
+    async fn batch_answers_stop_at_the_size_limit() {
+        let (methods, stops, bigs) = recording();
+        let mib = 1024 * 1024;
+        let mut calls: Vec<String> = (0..8)
+            .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"big","params":[{mib}]}}"#))
+            .collect();
+        calls.push(r#"{"jsonrpc":"2.0","method":"stop"}"#.to_owned());
+        calls.push(r#"{"jsonrpc":"2.0","id":"s","method":"stop"}"#.to_owned());
+        calls.push("7".to_owned());
+        let body = format!("[{}]", calls.join(","));
+        let text = {
+            let writes = writes();
+            let access = Access {
+                may_write: true,
+                write_methods: &writes,
+            };
+            dispatch(&methods, body.as_bytes(), &access).await.unwrap()
+        };
+        assert!(
+            text.len() <= MAX_RESPONSE_BYTES + 1024,
+            "{} bytes",
+            text.len()
+        );
+        let r: Value = serde_json::from_str(&text).unwrap();
+        let answers = r.as_array().unwrap();
+        // Three 1 MiB answers fit in 4 MiB; the fourth ran but its answer did not fit; the rest
+        // did not run. The notification gets no answer, the non-call its usual error.
+        assert_eq!(answers.len(), 10, "{}", answers.len());
+        for (i, a) in answers[..3].iter().enumerate() {
+            assert_eq!(a["id"], json!(i));
+            assert_eq!(a["result"].as_str().unwrap().len(), mib);
+        }
+        for (i, a) in answers[3..8].iter().enumerate() {
+            assert_eq!(a["id"], json!(i + 3));
+            assert_eq!(a["error"]["code"], json!(OVERSIZED_RESPONSE_CODE));
+        }
+        assert_eq!(answers[8]["id"], json!("s"));
+        assert_eq!(answers[8]["error"]["code"], json!(OVERSIZED_RESPONSE_CODE));
+        assert_eq!(answers[9]["error"]["code"], json!(INVALID_REQUEST));
+        assert_eq!(bigs.load(Ordering::SeqCst), 4);
+        assert_eq!(stops.load(Ordering::SeqCst), 0);
+    }
+
+    /// A lone call (or a batch's first answer) is answered whole: its size is the daemon's, not
+    /// the client's, to choose.
+    #[tokio::test]
+    async fn a_first_answer_is_never_cut() {
+        let (methods, _, _) = recording();
+        let len = MAX_RESPONSE_BYTES + 1;
+        for body in [
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"big","params":[{len}]}}"#),
+            format!(r#"[{{"jsonrpc":"2.0","id":1,"method":"big","params":[{len}]}}]"#),
+        ] {
+            let r = run_as(&methods, &body, false).await.unwrap();
+            let r = if r.is_array() { r[0].clone() } else { r };
+            assert_eq!(r["result"].as_str().unwrap().len(), len);
+        }
     }
 
     #[tokio::test]
