@@ -88,7 +88,7 @@ async fn huge_batches_are_refused_whole() {
     assert_eq!(v["error"]["code"], json!(-32600), "{}", r.body);
     assert!(r.body.len() < 200, "{} bytes", r.body.len());
     // A batch of the size tools send still works.
-    let body = format!("[{}]", vec![call.as_str(); 4].join(","));
+    let body = format!("[{}]", [call.as_str(); 4].join(","));
     let r = tcp(addr, request("POST", "/v1", &[], &body)).await;
     assert_eq!(r.json().as_array().unwrap().len(), 4);
     assert_eq!(r.json()[3]["result"], edge_peers());
