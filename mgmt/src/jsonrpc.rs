@@ -471,6 +471,20 @@ mod tests {
         assert_eq!(stops.load(Ordering::SeqCst), 0);
     }
 
+    /// Ids the spec allows but jsonrpsee does not take (negative, fractional) never reach a
+    /// method: the canonical request fails to parse in jsonrpsee, and that is "Invalid request".
+    #[tokio::test]
+    async fn ids_jsonrpsee_refuses_run_nothing() {
+        let (methods, stops, _) = recording();
+        for (id, echoed) in [("-1", json!(-1)), ("1.5", json!(1.5)), ("{}", Value::Null)] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"stop"}}"#);
+            let r = run_as(&methods, &body, true).await.unwrap();
+            assert_eq!(r["error"]["code"], json!(INVALID_REQUEST), "{body}");
+            assert_eq!(r["id"], echoed);
+        }
+        assert_eq!(stops.load(Ordering::SeqCst), 0);
+    }
+
     #[tokio::test]
     async fn batch_over_the_limit_runs_nothing() {
         let (methods, stops, _) = recording();
