@@ -397,6 +397,45 @@ fn body(tb: &Testbed) -> Result<()> {
             );
         }
 
+        // Deeply nested write calls without the password are refused and run nothing (the check
+        // once read a request its own way and jsonrpsee another), and a batch of thousands of
+        // calls is refused whole; the daemon stays up with its verbosity unchanged.
+        for depth in [129, 200, 10_000] {
+            let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            for body in [
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"stop","params":{deep}}}"#),
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"reload","x":{deep}}}"#),
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"set_verbose","params":[5],"x":{deep}}}"#
+                ),
+                format!(r#"{{"jsonrpc":"2.0","method":"stop","params":{deep}}}"#),
+            ] {
+                let (_, v) = post(ns, PORT, &body, None)?;
+                ensure!(
+                    rpc_error_code(&v).is_some() && v.get("result").is_none(),
+                    "{role}: deeply nested write call at depth {depth} answered {v}"
+                );
+            }
+        }
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"get_edges"}"#;
+        let batch = format!("[{}]", vec![call; 10_000].join(","));
+        let (_, v) = post(ns, PORT, &batch, None)?;
+        ensure!(
+            rpc_error_code(&v) == Some(-32600),
+            "{role}: a batch of 10,000 calls answered {}",
+            v.to_string().chars().take(200).collect::<String>()
+        );
+        let (_, v) = post(
+            ns,
+            PORT,
+            r#"{"jsonrpc":"2.0","id":1,"method":"get_verbose"}"#,
+            None,
+        )?;
+        ensure!(
+            v["result"]["verbose"] == 2,
+            "{role}: still up, verbosity unchanged: {v}"
+        );
+
         // /metrics passes promtool, and has the families the docs promise.
         let (status, head, metrics) = get(ns, PORT, "/metrics")?;
         ensure!(
