@@ -72,3 +72,25 @@ mod tests {
         );
     }
 }
+
+/// Runs one `POST /v1` request body through the JSON-RPC layer exactly as the server does, for a
+/// caller with or without write access (`may_write`), and returns the response text (None where
+/// JSON-RPC answers nothing). The entry point of the `mgmt_request` fuzz target (`fuzz/`): not for
+/// daemons, which go through [`MgmtServer`].
+#[doc(hidden)]
+pub async fn dispatch_request(
+    methods: &jsonrpsee::Methods,
+    write_methods: &std::collections::HashSet<String>,
+    may_write: bool,
+    body: &[u8],
+) -> Option<String> {
+    let access = jsonrpc::Access {
+        may_write,
+        write_methods,
+    };
+    jsonrpc::dispatch(methods, body, &access).await
+}
+
+/// The most a batch's answers may add up to (see the `Limits` section of docs/api.md).
+#[doc(hidden)]
+pub const MAX_RESPONSE_BYTES: usize = jsonrpc::MAX_RESPONSE_BYTES;

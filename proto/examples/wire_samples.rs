@@ -14,7 +14,11 @@ use weft_proto::wire::{
 };
 
 fn main() -> std::io::Result<()> {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or("fuzz/seeds/decode".into()));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or("fuzz/seeds/decode".into()),
+    );
     std::fs::create_dir_all(&dir)?;
     let community = CommunityId::from_name("home");
     let keys = CommunityKeys::derive("home", b"a long shared secret");
