@@ -20,19 +20,25 @@ mod conn;
 mod error;
 mod events;
 mod jsonrpc;
+mod limits;
 mod listener;
+mod quota;
 mod response;
 mod router;
 mod routes;
 mod server;
+mod stats;
+mod throttle;
 mod unix;
 
 use std::path::{Path, PathBuf};
 
 pub use error::WebError;
 pub use events::ServerEvent;
+pub use limits::Limits;
 pub use routes::MetricsFn;
 pub use server::{MgmtServer, DEFAULT_WRITE_METHODS};
+pub use stats::MgmtStats;
 
 /// JSON-RPC error code of a write method called without authorisation.
 pub const UNAUTHORIZED_CODE: i32 = auth::UNAUTHORIZED_CODE;
