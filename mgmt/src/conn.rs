@@ -8,7 +8,8 @@
 //! connection is ready for a request (after accept, or after the previous response on a
 //! keep-alive connection) until the request's headers are complete: it bounds both a client that
 //! trickles headers and an idle keep-alive connection, and never a response being streamed
-//! (`/events`). Bodies have their own deadline where they are read (`body::read_bounded`).
+//! (`/events`). Bodies have their own deadline where they are read (`body::read_bounded`). A client
+//! that does not read its responses is cut off by [`WriteStall`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::auth::PasswordGuard;
 use crate::listener::{Io, Peer};
 use crate::quota::Permit;
 use crate::routes::App;
+use crate::stall::WriteStall;
 
 /// What every connection of a server shares.
 pub(crate) struct Shared {
@@ -32,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) guard: PasswordGuard,
     /// See [`crate::Limits::header_read_timeout`].
     pub(crate) header_read_timeout: Duration,
+    /// See [`crate::Limits::write_stall_timeout`].
+    pub(crate) write_stall_timeout: Duration,
 }
 
 /// Serve `io` until the client goes away or `shutdown` flips to true. `permit` is the connection's
@@ -44,6 +48,7 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let header_read_timeout = shared.header_read_timeout;
+    let io = WriteStall::new(io, shared.write_stall_timeout);
     let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
         let peer = peer.clone();

@@ -27,6 +27,7 @@ mod response;
 mod router;
 mod routes;
 mod server;
+mod stall;
 mod stats;
 mod throttle;
 mod unix;

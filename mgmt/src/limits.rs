@@ -21,6 +21,11 @@ pub struct Limits {
     /// slow-loris client that trickles headers holds a slot for at most this long. (Event streams
     /// are not affected: while a response is being sent no request is being read.)
     pub header_read_timeout: Duration,
+    /// How long a response may wait for the client to read it: a write that makes no progress for
+    /// this long ends the connection. Default 10 s: a client that reads at all (a browser on a slow
+    /// link, an event-stream consumer) drains a socket buffer far faster, while one that stopped
+    /// reading would otherwise hold its slot for ever.
+    pub write_stall_timeout: Duration,
     /// Connections served at once on the unix socket. Default 64 (a handful of tools and status
     /// pages is the normal load; 64 leaves plenty of room). The unix socket has its own pool, so
     /// TCP clients can never take its capacity.
@@ -60,6 +65,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(5),
+            write_stall_timeout: Duration::from_secs(10),
             max_unix_connections: 64,
             max_unix_per_uid: 16,
             unix_reserved_for_trusted: 16,

@@ -243,6 +243,7 @@ impl MgmtServer {
             app: Arc::new(App::new(state)),
             guard,
             header_read_timeout: self.limits.header_read_timeout,
+            write_stall_timeout: self.limits.write_stall_timeout,
         });
 
         // Dropping this set (e.g. when our future is dropped) aborts the accept loops, which drops

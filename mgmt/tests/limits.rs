@@ -410,3 +410,44 @@ async fn a_locked_out_client_keeps_reading_and_may_write_again_after_the_cool_do
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_does_not_read_its_responses_is_cut_off() {
+    let mut limits = Limits::default();
+    limits.write_stall_timeout = Duration::from_secs(1);
+    let s = start("stall", module("edge"), async |s: MgmtServer| {
+        s.with_limits(limits)
+            .with_tcp(loopback(), false)
+            .await
+            .unwrap()
+    })
+    .await;
+    // A small receive buffer, so that the answers fill it soon.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind(SocketAddr::new(attacker(2), 0)).unwrap();
+    let c = socket.connect(s.tcp[0]).await.unwrap();
+    let (mut rd, mut wr) = c.into_split();
+    // 2,000 pipelined requests for the status page (about 60 MB of answers), none of them read.
+    const REQUESTS: usize = 2000;
+    let writer = tokio::spawn(async move {
+        let requests = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(REQUESTS);
+        let _ = wr.write_all(requests.as_bytes()).await;
+        wr
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Reading now finds the connection ended well before all the answers were written.
+    let mut answers = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut answers))
+        .await
+        .expect("connection still open: the stalled write was not cut off");
+    let answered = String::from_utf8_lossy(&answers)
+        .matches("HTTP/1.1 200 OK")
+        .count();
+    assert!(answered < REQUESTS, "{answered} answers");
+    writer.abort();
+    // The server is fine.
+    assert!(tcp_answers(&s.url()).await.is_ok());
+    s.shutdown().await;
+}
