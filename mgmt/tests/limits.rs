@@ -129,7 +129,8 @@ async fn slow_connections_from_one_address_leave_room_for_everybody_else() {
 #[tokio::test]
 async fn a_full_tcp_pool_leaves_the_unix_socket_free_and_drains_after_the_timeout() {
     let mut limits = Limits::default();
-    limits.header_read_timeout = Duration::from_secs(2);
+    // Long enough that the first slow connection is still held when the last one is opened.
+    limits.header_read_timeout = Duration::from_secs(4);
     let s = start("pool", module("edge"), async |s: MgmtServer| {
         s.with_limits(limits)
             .with_tcp(loopback(), false)
@@ -149,7 +150,7 @@ async fn a_full_tcp_pool_leaves_the_unix_socket_free_and_drains_after_the_timeou
     unix_answers(&s.sock).await;
 
     // The slow connections are cut off after the header timeout; then TCP answers again.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if tcp_answers(&s.url()).await.is_ok() {
             break;
