@@ -7,17 +7,24 @@
 //!   DNS-rebound `Host`) are refused with 403;
 //! - may it run state-changing ("write") methods? A unix-socket peer running as root or as the
 //!   daemon's own user may; anybody else needs the password.
+//!
+//! Before either, [`PasswordGuard::screen`] rate-limits wrong passwords per client, once per
+//! request, so that the password cannot be guessed at speed through any of these checks.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, Engine};
-use hyper::header::{HeaderValue, AUTHORIZATION, HOST, ORIGIN, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, AUTHORIZATION, HOST, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{HeaderMap, Response, StatusCode};
 
 use crate::listener::Peer;
 use crate::response::{self, Body};
+use crate::stats::MgmtStats;
+use crate::throttle::{PasswordThrottle, Verdict};
 
 /// JSON-RPC error code for a write method called without authorisation.
 pub(crate) const UNAUTHORIZED_CODE: i32 = -32001;
@@ -39,22 +46,15 @@ pub(crate) struct Policy {
 impl Policy {
     /// Whether the request's `Authorization` header carries the password.
     pub(crate) fn has_password(&self, headers: &HeaderMap) -> bool {
-        let Some(expected) = self.password.as_deref() else {
-            return false;
-        };
-        headers
-            .get_all(AUTHORIZATION)
-            .iter()
-            .filter_map(presented_password)
-            .any(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()))
+        self.password
+            .as_deref()
+            .is_some_and(|expected| carries_password(headers, expected))
     }
 
     /// Whether the request may call write methods.
     pub(crate) fn may_write(&self, peer: Option<&Peer>, headers: &HeaderMap) -> bool {
-        if let Some(Peer::Unix { uid: Some(uid), .. }) = peer {
-            if *uid == 0 || *uid == self.daemon_uid {
-                return true;
-            }
+        if peer.is_some_and(|p| is_trusted(p, self.daemon_uid)) {
+            return true;
         }
         self.has_password(headers)
     }
@@ -104,6 +104,102 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// Whether `peer` is root or the daemon's own user on the unix socket: trusted without a password.
+pub(crate) fn is_trusted(peer: &Peer, daemon_uid: u32) -> bool {
+    matches!(peer, Peer::Unix { uid: Some(uid), .. } if *uid == 0 || *uid == daemon_uid)
+}
+
+/// Whether any `Authorization` header in `headers` carries `expected`.
+fn carries_password(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(presented_password)
+        .any(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()))
+}
+
+/// Rate-limits wrong passwords, per client, before any other check sees the request.
+#[derive(Debug)]
+pub(crate) struct PasswordGuard {
+    password: Option<String>,
+    daemon_uid: u32,
+    throttle: PasswordThrottle,
+    stats: Arc<MgmtStats>,
+}
+
+impl PasswordGuard {
+    pub(crate) fn new(
+        password: Option<String>,
+        daemon_uid: u32,
+        throttle: PasswordThrottle,
+        stats: Arc<MgmtStats>,
+    ) -> Self {
+        Self {
+            password,
+            daemon_uid,
+            throttle,
+            stats,
+        }
+    }
+
+    /// Look at the password a request from `peer` carries, once per request.
+    ///
+    /// A wrong one is counted against the client (a burst that starts a lock-out is logged once).
+    /// While the client is locked out its password is not checked at all: on a remote listener,
+    /// where nothing is served without the password, the answer is HTTP 429 (returned here);
+    /// elsewhere the `Authorization` header is removed and the request goes on as one without a
+    /// password, so reads still work and write methods get error -32001. Requests without a
+    /// password, with no password configured, or from peers that need none are left alone.
+    pub(crate) fn screen(&self, peer: &Peer, headers: &mut HeaderMap) -> Option<Response<Body>> {
+        let expected = self.password.as_deref()?;
+        if !headers.contains_key(AUTHORIZATION) || is_trusted(peer, self.daemon_uid) {
+            return None;
+        }
+        let client = peer.client();
+        let now = Instant::now();
+        if let Verdict::Locked { retry_after } = self.throttle.check(client, now) {
+            self.stats.count_throttled();
+            if matches!(peer, Peer::Tcp { remote: true, .. }) {
+                return Some(too_many_attempts(retry_after.as_secs() + 1));
+            }
+            headers.remove(AUTHORIZATION);
+            return None;
+        }
+        if carries_password(headers, expected) {
+            return None;
+        }
+        self.stats.count_password_failure();
+        if let Some(burst) = self.throttle.failed(client, now) {
+            self.stats.count_password_burst();
+            tracing::warn!(
+                %client,
+                failures = burst.failures,
+                over_ms = burst.over.as_millis() as u64,
+                lockout_s = burst.lockout.as_secs(),
+                refused_in_previous_lockout = burst.refused_before,
+                "management API: {} wrong passwords from {client} in {:.1} s; its password attempts \
+                 are refused unchecked for {} s. If this is not an attack, a tool at that address \
+                 (or run by that user) has an old management password",
+                burst.failures,
+                burst.over.as_secs_f64(),
+                burst.lockout.as_secs(),
+            );
+        }
+        None
+    }
+}
+
+/// HTTP 429 for a client whose password attempts are refused for `retry_after_s` seconds more.
+fn too_many_attempts(retry_after_s: u64) -> Response<Body> {
+    let mut resp = response::closing(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many wrong management passwords from this address; try again later\n",
+    );
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_s));
+    resp
 }
 
 /// Standard base64 as the `Basic` scheme carries it, decoded leniently (padding optional, as

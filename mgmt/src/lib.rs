@@ -20,19 +20,26 @@ mod conn;
 mod error;
 mod events;
 mod jsonrpc;
+mod limits;
 mod listener;
+mod quota;
 mod response;
 mod router;
 mod routes;
 mod server;
+mod stall;
+mod stats;
+mod throttle;
 mod unix;
 
 use std::path::{Path, PathBuf};
 
 pub use error::WebError;
 pub use events::ServerEvent;
+pub use limits::Limits;
 pub use routes::MetricsFn;
 pub use server::{MgmtServer, DEFAULT_WRITE_METHODS};
+pub use stats::MgmtStats;
 
 /// JSON-RPC error code of a write method called without authorisation.
 pub const UNAUTHORIZED_CODE: i32 = auth::UNAUTHORIZED_CODE;
@@ -60,19 +67,6 @@ pub fn socket_path(runtime_dir: &Path, session: &str) -> PathBuf {
     runtime_dir.join(session).join("mgmt")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn socket_path_layout() {
-        assert_eq!(
-            socket_path(Path::new("/run/weft"), "home"),
-            PathBuf::from("/run/weft/home/mgmt")
-        );
-    }
-}
-
 /// Runs one `POST /v1` request body through the JSON-RPC layer exactly as the server does, for a
 /// caller with or without write access (`may_write`), and returns the response text (None where
 /// JSON-RPC answers nothing). The entry point of the `mgmt_request` fuzz target (`fuzz/`): not for
@@ -94,3 +88,16 @@ pub async fn dispatch_request(
 /// The most a batch's answers may add up to (see the `Limits` section of docs/api.md).
 #[doc(hidden)]
 pub const MAX_RESPONSE_BYTES: usize = jsonrpc::MAX_RESPONSE_BYTES;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_path_layout() {
+        assert_eq!(
+            socket_path(Path::new("/run/weft"), "home"),
+            PathBuf::from("/run/weft/home/mgmt")
+        );
+    }
+}

@@ -5,8 +5,9 @@
 //! [`Peer`] travels into every request's extensions so that policy ("state-changing methods over
 //! TCP need the password, over the 0660 unix socket they do not") is decided per request.
 
+use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -25,6 +26,45 @@ pub(crate) enum Peer {
     /// A TCP client. `remote` is set on a listener bound to a non-loopback address, where every
     /// request needs the management password.
     Tcp { addr: SocketAddr, remote: bool },
+}
+
+impl Peer {
+    /// Who this peer counts as for quotas and password rate limits.
+    pub(crate) fn client(&self) -> ClientKey {
+        match self {
+            Peer::Unix { uid, .. } => ClientKey::Uid(*uid),
+            Peer::Tcp { addr, .. } => match addr.ip() {
+                IpAddr::V4(v4) => ClientKey::Ip(IpAddr::V4(v4)),
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => ClientKey::Ip(IpAddr::V4(v4)),
+                    // One site usually gets at least a /64 and can pick any address in it, so a
+                    // per-address count would be no limit at all.
+                    None => {
+                        ClientKey::Ip(IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()))
+                    }
+                },
+            },
+        }
+    }
+}
+
+/// One client as far as limits go: a local uid (`None` when the kernel did not say), or a TCP
+/// source address (an IPv6 address cut to its /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ClientKey {
+    Uid(Option<u32>),
+    Ip(IpAddr),
+}
+
+impl fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientKey::Uid(Some(uid)) => write!(f, "local uid {uid}"),
+            ClientKey::Uid(None) => f.write_str("a local process of unknown uid"),
+            ClientKey::Ip(IpAddr::V6(v6)) => write!(f, "{v6}/64"),
+            ClientKey::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
 }
 
 /// A TCP listening socket, bound at configuration time (so "address in use" shows at start-up)
@@ -119,5 +159,34 @@ impl Active {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(addr: &str) -> ClientKey {
+        Peer::Tcp {
+            addr: addr.parse().unwrap(),
+            remote: true,
+        }
+        .client()
+    }
+
+    #[test]
+    fn client_keys() {
+        assert_eq!(tcp("192.0.2.1:5").to_string(), "192.0.2.1");
+        assert_eq!(tcp("192.0.2.1:5"), tcp("192.0.2.1:6"));
+        assert_eq!(tcp("[::ffff:192.0.2.1]:5"), tcp("192.0.2.1:6"));
+        assert_eq!(tcp("[2001:db8:1:2:3:4:5:6]:1"), tcp("[2001:db8:1:2::9]:2"));
+        assert_ne!(tcp("[2001:db8:1:2::1]:1"), tcp("[2001:db8:1:3::1]:1"));
+        assert_eq!(tcp("[2001:db8:1:2::1]:1").to_string(), "2001:db8:1:2::/64");
+        let unix = Peer::Unix {
+            uid: Some(1001),
+            pid: Some(7),
+        };
+        assert_eq!(unix.client(), ClientKey::Uid(Some(1001)));
+        assert_eq!(unix.client().to_string(), "local uid 1001");
     }
 }

@@ -16,17 +16,21 @@ use jsonrpsee::{Methods, RpcModule};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
-use crate::auth::Policy;
-use crate::conn;
+use crate::auth::{self, PasswordGuard, Policy};
+use crate::conn::{self, Shared};
 use crate::error::WebError;
 use crate::events::{self, EventSource, ServerEvent};
+use crate::limits::Limits;
 use crate::listener::{Active, BoundTcp, Listener};
+use crate::quota::{BurstLog, ConnQuota, Refusal};
 use crate::routes::{App, AppState, MetricsFn};
+use crate::stats::MgmtStats;
+use crate::throttle::PasswordThrottle;
 use crate::unix;
 
-/// At most this many connections are served at once per listener; more are closed on accept.
-/// Management traffic is a handful of tools, so hitting this means something is misbehaving.
-const MAX_CONNECTIONS: usize = 64;
+/// At most one log line per listener per this interval about refused connections: a flood of
+/// connections must not become a flood of log lines.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// After shutdown, in-flight requests get this long to finish before their tasks are aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -51,6 +55,8 @@ pub struct MgmtServer {
     events: Option<broadcast::Sender<ServerEvent>>,
     keepalive: Duration,
     max_event_streams: usize,
+    limits: Limits,
+    stats: Arc<MgmtStats>,
 }
 
 impl std::fmt::Debug for MgmtServer {
@@ -88,6 +94,8 @@ impl MgmtServer {
             events: None,
             keepalive: events::DEFAULT_KEEPALIVE,
             max_event_streams: events::DEFAULT_MAX_STREAMS,
+            limits: Limits::default(),
+            stats: Arc::default(),
         })
     }
 
@@ -176,6 +184,18 @@ impl MgmtServer {
         self
     }
 
+    /// Connection quotas, timeouts and password rate limits (default [`Limits::default`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Counters of what this server refuses (wrong passwords, throttled attempts, connections
+    /// over quota), live while it serves.
+    pub fn stats(&self) -> Arc<MgmtStats> {
+        self.stats.clone()
+    }
+
     /// Path of the unix socket this server listens on.
     pub fn socket_path(&self) -> Option<&Path> {
         self.listeners.iter().find_map(Listener::unix_path)
@@ -199,12 +219,19 @@ impl MgmtServer {
         let (stop_tx, stop_rx) = watch::channel(false);
         let keepalive = self.keepalive;
         let max_streams = self.max_event_streams;
+        let daemon_uid = effective_uid();
+        let guard = PasswordGuard::new(
+            self.password.clone(),
+            daemon_uid,
+            PasswordThrottle::new(&self.limits),
+            self.stats.clone(),
+        );
         let state = Arc::new(AppState {
             methods: self.methods,
             policy: Policy {
                 password: self.password,
                 write_methods: self.write_methods,
-                daemon_uid: effective_uid(),
+                daemon_uid,
             },
             metrics: self.metrics,
             events: self
@@ -212,7 +239,12 @@ impl MgmtServer {
                 .map(|tx| EventSource::new(tx, keepalive, max_streams)),
             stop: stop_rx.clone(),
         });
-        let app = Arc::new(App::new(state));
+        let shared = Arc::new(Shared {
+            app: Arc::new(App::new(state)),
+            guard,
+            header_read_timeout: self.limits.header_read_timeout,
+            write_stall_timeout: self.limits.write_stall_timeout,
+        });
 
         // Dropping this set (e.g. when our future is dropped) aborts the accept loops, which drops
         // the listeners and so removes the socket files.
@@ -223,7 +255,18 @@ impl MgmtServer {
                 .activate()
                 .map_err(|e| WebError::Task(format!("cannot start listening on {name}: {e}")))?;
             tracing::debug!(daemon = %self.daemon, session = %self.session, listener = %name, "management server listening");
-            loops.spawn(accept_loop(active, name, app.clone(), stop_rx.clone()));
+            let gate = Gate {
+                quota: quota_for(&active, &self.limits),
+                daemon_uid,
+                stats: self.stats.clone(),
+            };
+            loops.spawn(accept_loop(
+                active,
+                name,
+                gate,
+                shared.clone(),
+                stop_rx.clone(),
+            ));
         }
 
         tokio::select! {
@@ -245,28 +288,70 @@ impl MgmtServer {
     }
 }
 
+/// Each listener's own connection pool: the unix socket's cannot be used by TCP clients, and keeps
+/// slots for root and the daemon's user.
+fn quota_for(listener: &Active, limits: &Limits) -> ConnQuota {
+    match listener {
+        Active::Unix(_) => ConnQuota::new(
+            limits.max_unix_connections,
+            limits.max_unix_per_uid,
+            limits.unix_reserved_for_trusted,
+        ),
+        Active::Tcp { .. } => ConnQuota::new(limits.max_tcp_connections, limits.max_tcp_per_ip, 0),
+    }
+}
+
+/// Who one listener admits.
+struct Gate {
+    quota: ConnQuota,
+    daemon_uid: u32,
+    stats: Arc<MgmtStats>,
+}
+
 /// Accept connections on `listener` and serve each in its own task until told to stop; then
 /// close the listener (removing its socket file) and let connections wind down.
 async fn accept_loop(
     listener: Active,
     name: String,
-    app: Arc<App>,
+    gate: Gate,
+    shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
     tracing::debug!(listener = %name, "management server accepting");
     let mut conns = JoinSet::new();
+    let mut refusals = BurstLog::new(REFUSAL_LOG_INTERVAL);
     loop {
         tokio::select! {
             () = conn::stopped(&mut stop) => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((io, peer)) => {
-                    if conns.len() >= MAX_CONNECTIONS {
-                        tracing::warn!(listener = %name, "too many management connections; closing new one");
-                        continue;
-                    }
+                    let client = peer.client();
+                    let trusted = auth::is_trusted(&peer, gate.daemon_uid);
+                    let permit = match gate.quota.admit(client, trusted) {
+                        Ok(permit) => permit,
+                        Err(refusal) => {
+                            // Closing at once costs the least; the client sees a reset or EOF.
+                            drop(io);
+                            gate.stats.count_refused_connection();
+                            if let Some(refused) = refusals.count(std::time::Instant::now()) {
+                                let why = match refusal {
+                                    Refusal::PoolFull => "the listener's connection pool is full",
+                                    Refusal::ClientFull => "that client holds its share of connections",
+                                };
+                                tracing::warn!(
+                                    listener = %name,
+                                    %client,
+                                    refused,
+                                    "management connections refused ({refused} since the last such line; \
+                                     latest from {client}: {why}). Check for a misbehaving tool or a slow-connection attack"
+                                );
+                            }
+                            continue;
+                        }
+                    };
                     tracing::debug!(listener = %name, ?peer, "management connection accepted");
-                    conns.spawn(conn::serve(io, peer, app.clone(), stop.clone()));
+                    conns.spawn(conn::serve(io, peer, permit, shared.clone(), stop.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(listener = %name, error = %e, "accept failed");
