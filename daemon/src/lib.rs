@@ -384,9 +384,22 @@ impl Mgmt {
         let mut module = weft_mgmt::jsonrpsee::RpcModule::new(());
         module.merge(methods)?;
         let sock = weft_mgmt::socket_path(&common.runtime_dir, session);
-        let mut server = weft_mgmt::MgmtServer::bind_unix(&sock, module)
+        let server = weft_mgmt::MgmtServer::bind_unix(&sock, module)
             .await
-            .with_context(|| format!("management socket {}", sock.display()))?
+            .with_context(|| format!("management socket {}", sock.display()))?;
+        // The daemon's families, then what the management server itself refused.
+        let stats = server.stats();
+        let metrics: weft_mgmt::MetricsFn = Arc::new(move || {
+            let (daemon_metrics, stats) = (metrics.clone(), stats.clone());
+            Box::pin(async move {
+                let mut text = daemon_metrics().await;
+                let mut m = metrics::MetricsText::default();
+                m.management(&stats);
+                text.push_str(&m.finish());
+                text
+            })
+        });
+        let mut server = server
             .with_daemon_name(daemon)
             .with_password(password)
             .with_metrics(metrics)

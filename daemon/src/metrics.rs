@@ -92,6 +92,36 @@ impl MetricsText {
         )
     }
 
+    /// What the management server refused (`weft_mgmt_*`): wrong passwords, lock-outs, requests not
+    /// checked during a lock-out, connections over quota. Refusals a stranger causes at will are counted
+    /// here rather than logged one by one.
+    pub fn management(&mut self, stats: &weft_mgmt::MgmtStats) -> &mut Self {
+        self.single(
+            "weft_mgmt_password_failures_total",
+            Kind::Counter,
+            "Wrong management passwords presented.",
+            stats.password_failures(),
+        )
+        .single(
+            "weft_mgmt_password_lockouts_total",
+            Kind::Counter,
+            "Clients locked out after a burst of wrong passwords (one log line each).",
+            stats.password_bursts(),
+        )
+        .single(
+            "weft_mgmt_throttled_requests_total",
+            Kind::Counter,
+            "Requests whose password was not checked because their client was locked out.",
+            stats.throttled_attempts(),
+        )
+        .single(
+            "weft_mgmt_refused_connections_total",
+            Kind::Counter,
+            "Management connections closed on accept: a listener's pool or a client's share was full.",
+            stats.refused_connections(),
+        )
+    }
+
     /// A family with a single unlabelled sample.
     pub fn single(&mut self, name: &str, kind: Kind, help: &str, value: impl Display) -> &mut Self {
         self.family(name, kind, help);
@@ -124,5 +154,23 @@ mod tests {
              weft_frames_total{direction=\"rx\",path=\"di\\\"rect\"} 3\n\
              # HELP weft_peers Peers.\n# TYPE weft_peers gauge\nweft_peers 2\n"
         );
+    }
+
+    #[test]
+    fn management_counters_are_counter_families() {
+        let mut m = MetricsText::default();
+        m.management(&weft_mgmt::MgmtStats::default());
+        let text = m.finish();
+        for name in [
+            "weft_mgmt_password_failures_total",
+            "weft_mgmt_password_lockouts_total",
+            "weft_mgmt_throttled_requests_total",
+            "weft_mgmt_refused_connections_total",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} counter\n{name} 0\n")),
+                "{text}"
+            );
+        }
     }
 }

@@ -453,6 +453,15 @@ fn body(tb: &Testbed) -> Result<()> {
             );
         }
         promtool_check(&metrics).with_context(|| format!("{role} /metrics"))?;
+        // The wrong password sent above is counted where an operator's monitoring sees it.
+        let failures = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("weft_mgmt_password_failures_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        ensure!(
+            failures.is_some_and(|n| n >= 1),
+            "{role} /metrics: weft_mgmt_password_failures_total {failures:?} after a wrong password"
+        );
 
         // The status page is served, self-contained.
         let (status, head, page) = get(ns, PORT, "/")?;
