@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod control;
+pub mod identity;
 pub mod logbudget;
 pub mod metrics;
 pub mod notify;
@@ -50,6 +51,21 @@ pub fn help(schema: &Schema, topic: Option<&str>) -> ExitCode {
             p = schema.program
         );
         ExitCode::from(2)
+    }
+}
+
+/// The outcome of a one-line command (`keygen`, `show-key`): the line on stdout, or the error on stderr
+/// and exit status 2.
+pub fn print_line(program: &str, result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{program}: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -52,14 +52,17 @@ pub fn spawn(
     vnet: bool,
     inbox: Inbox,
     events: EventSink,
+    state_dir: std::path::PathBuf,
 ) -> Result<oneshot::Receiver<Result<()>>> {
     let tap = Tap::new(dev, vnet)?;
-    driver::spawn(edge, udp, tap, inbox, EdgeHooks { events })
+    driver::spawn(edge, udp, tap, inbox, EdgeHooks { events, state_dir })
 }
 
 /// The edge's [`Hooks`].
 struct EdgeHooks {
     events: EventSink,
+    /// Where supernode keys learned on first use are stored.
+    state_dir: std::path::PathBuf,
 }
 
 impl Hooks<Edge> for EdgeHooks {
@@ -86,6 +89,14 @@ impl Hooks<Edge> for EdgeHooks {
 
     fn event(&mut self, edge: &Edge, ev: &Event) {
         log_event(edge, ev);
+        if let Event::SupernodeKeyLearned { supernode, key } = ev {
+            // Once per supernode in the edge's life: small enough for this thread.
+            if let Err(e) = crate::pins::store(&self.state_dir, *supernode, *key) {
+                tracing::error!(
+                    "cannot store the key of supernode {supernode}: {e:#}; it will be trusted on first use again at the next start"
+                );
+            }
+        }
         if self.events.receiver_count() > 0 {
             let _ = self.events.send(server_event(edge, ev));
         }

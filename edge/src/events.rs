@@ -91,6 +91,16 @@ pub fn log_event(edge: &Edge, ev: &Event) {
         Event::PeerRevoked { peer } => tracing::warn!(
             "peer {peer:?} revoked: the supernode says its key is no longer allowed in the community; sessions with it dropped"
         ),
+        Event::SupernodeKeyLearned { supernode, key } => tracing::warn!(
+            "supernode {supernode} has key {key}: trusted on first use and stored in the state directory, since the configuration pins none. Check it against `weft-supernode show-key` on the supernode, and pin it with 'supernode = {supernode} {key}'"
+        ),
+        Event::SupernodeKeyMismatch {
+            supernode,
+            pinned,
+            presented,
+        } => tracing::error!(
+            "supernode {supernode} does not answer to the pinned key {pinned} and presents key {presented}: not used. If its key was changed on purpose, update the pin ([community] supernode, or the state directory's supernode-keys file); if not, something else answers at its address"
+        ),
     }
 }
 
@@ -138,6 +148,18 @@ pub fn server_event(edge: &Edge, ev: &Event) -> weft_mgmt::ServerEvent {
             json!({"from": from.map(|a| a.to_string()), "to": to.to_string()}),
         ),
         Event::AddressAssigned(net) => ("address_assigned", json!({"ip": net.to_string()})),
+        Event::SupernodeKeyLearned { supernode, key } => (
+            "supernode_key_learned",
+            json!({"supernode": supernode.to_string(), "key": key.to_string()}),
+        ),
+        Event::SupernodeKeyMismatch {
+            supernode,
+            pinned,
+            presented,
+        } => (
+            "supernode_key_mismatch",
+            json!({"supernode": supernode.to_string(), "pinned": pinned.to_string(), "presented": presented.to_string()}),
+        ),
         Event::PeerUp { peer, path, .. } | Event::PathChanged { peer, path } => {
             let (p, addr) = path_json(path);
             (

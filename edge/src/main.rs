@@ -9,9 +9,9 @@
 
 mod datapath;
 mod events;
-mod identity;
 mod mgmt;
 mod netaddrs;
+mod pins;
 
 mod settings;
 
@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
+use weft_daemon::identity;
 use weft_daemon::privileges::Cap;
 use weft_daemon::startup::{Daemon, Prepared, Readiness};
 use weft_daemon::{Common, MgmtSettings, StartArgs};
@@ -59,7 +60,7 @@ enum Command {
     /// --force is given (peers and supernodes know the edge by it).
     Keygen {
         #[command(flatten)]
-        which: KeyArgs,
+        which: identity::KeyArgs,
         /// Replace an existing identity with a new one.
         #[arg(long)]
         force: bool,
@@ -68,7 +69,7 @@ enum Command {
     /// community file (`allow=`).
     ShowKey {
         #[command(flatten)]
-        which: KeyArgs,
+        which: identity::KeyArgs,
     },
     /// Print the admission key of a community, for a supernode's community file.
     /// The secret is read from WEFT_KEY or from --key-file.
@@ -79,44 +80,6 @@ enum Command {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
-}
-
-/// Which edge's identity: the session or config file as for `start` (its `[daemon] state_dir`), or a
-/// state directory given directly.
-#[derive(clap::Args)]
-struct KeyArgs {
-    /// A session name (reads /etc/weft/<session>.conf) or a path to a config file.
-    #[arg(required_unless_present = "state_dir", conflicts_with = "state_dir")]
-    session: Option<String>,
-    /// Override an option: -O section.option=value (repeatable).
-    #[arg(short = 'O', value_name = "SECTION.OPTION=VALUE")]
-    overrides: Vec<String>,
-    /// The state directory holding the identity (instead of a session).
-    #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
-}
-
-impl KeyArgs {
-    fn state_dir(&self) -> Result<PathBuf> {
-        if let Some(d) = &self.state_dir {
-            return Ok(d.clone());
-        }
-        let args = StartArgs {
-            session: self.session.clone().expect("clap requires one of the two"),
-            overrides: self.overrides.clone(),
-        };
-        let cfg = weft_daemon::load_config(&SCHEMA, &args)?;
-        Ok(weft_daemon::Common::from_config(&cfg)?.state_dir)
-    }
-}
-
-fn key_command(which: &KeyArgs, create: Option<bool>) -> Result<String> {
-    let dir = which.state_dir()?;
-    let kp = match create {
-        Some(force) => identity::create(&dir, force)?,
-        None => identity::load(&dir)?,
-    };
-    Ok(kp.public.to_string())
 }
 
 /// weft.conf(5), for `--generate man-conf` (packaging/build-deb).
@@ -130,29 +93,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Help { topic } => weft_daemon::help(&SCHEMA, topic.as_deref()),
-        Command::Keygen { which, force } => print_line(key_command(&which, Some(force))),
-        Command::ShowKey { which } => print_line(key_command(&which, None)),
+        Command::Keygen { which, force } => weft_daemon::print_line(
+            "weft-edge",
+            which.command("weft-edge", &SCHEMA, Some(force)),
+        ),
+        Command::ShowKey { which } => {
+            weft_daemon::print_line("weft-edge", which.command("weft-edge", &SCHEMA, None))
+        }
         Command::AdmissionKey {
             community,
             key_file,
-        } => print_line(
+        } => weft_daemon::print_line(
+            "weft-edge",
             admission_key(&community, key_file.as_deref()).map(|k| format!("{community} {k}")),
         ),
         Command::Start(args) => weft_daemon::startup::start::<Settings>(args),
-    }
-}
-
-/// The outcome of a one-line command: the line on stdout, or the error on stderr and exit status 2.
-fn print_line(result: Result<String>) -> ExitCode {
-    match result {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("weft-edge: {e:#}");
-            ExitCode::from(2)
-        }
     }
 }
 
@@ -217,7 +172,16 @@ impl Daemon for Settings {
         let mac = s
             .mac
             .unwrap_or_else(|| MacAddr::local_from_seed(&identity.public.0));
-        let supernodes = settings::resolve_supernodes(&s.supernodes).await?;
+        let resolved = settings::resolve_supernodes(&s.supernodes).await?;
+        let supernodes: Vec<SocketAddr> = resolved.iter().map(|(a, _)| *a).collect();
+        // Keys learned on first use earlier, then the configured ones over them.
+        let mut supernode_keys = pins::load(&s.common.state_dir);
+        supernode_keys.retain(|a, _| supernodes.contains(a));
+        for (a, k) in &resolved {
+            if let Some(k) = k {
+                supernode_keys.insert(*a, *k);
+            }
+        }
         let bound = udp.local_addr()?;
         let static_addr = match s.address {
             AddressMode::Static(n) => Some(n),
@@ -239,6 +203,7 @@ impl Daemon for Settings {
             community: CommunityKeys::derive(&s.community, &s.secret),
             identity,
             supernodes: supernodes.clone(),
+            supernode_keys,
             mac,
             address: match s.address {
                 AddressMode::Static(n) => ProtoAddressMode::Static(n),
@@ -288,6 +253,7 @@ impl Daemon for Settings {
             supernodes.len()
         );
         let vnet = s.offload;
+        let state_dir = s.common.state_dir.clone();
         let started = s.clone();
         Ok(Prepared {
             methods: mgmt::module(ctx.clone())?.into(),
@@ -296,7 +262,7 @@ impl Daemon for Settings {
             status,
             ready: Readiness::When(Box::pin(registering(remote))),
             start: Box::new(move |inbox, events| {
-                datapath::spawn(edge, udp, dev, vnet, inbox, events)
+                datapath::spawn(edge, udp, dev, vnet, inbox, events, state_dir)
             }),
         })
     }

@@ -99,6 +99,7 @@ fn packetstats(s: &Snapshot) -> Value {
         "dropped_replay": st.dropped_replay,
         "dropped_unknown_session": st.dropped_unknown_session,
         "dropped_not_from_supernode": st.dropped_not_from_supernode,
+        "dropped_unauthenticated": st.dropped_unauthenticated,
         "dropped_no_route": st.dropped_no_route,
         "dropped_no_capacity": st.dropped_no_capacity,
     })
@@ -228,6 +229,7 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         ("replay", st.dropped_replay),
         ("unknown_session", st.dropped_unknown_session),
         ("not_from_supernode", st.dropped_not_from_supernode),
+        ("unauthenticated", st.dropped_unauthenticated),
         ("no_route", st.dropped_no_route),
         ("no_capacity", st.dropped_no_capacity),
     ] {
@@ -333,6 +335,9 @@ pub fn module(ctx: Arc<Context>) -> anyhow::Result<RpcModule<Arc<Context>>> {
                     "active": sn.active,
                     "refused_reason": sn.refusal.filter(|_| sn.refused).map(|r| format!("{r:?}")),
                     "refused_explanation": sn.refusal.filter(|_| sn.refused).map(|r| r.explain()),
+                    "key": sn.key.map(|k| k.to_string()),
+                    "key_mismatch": sn.key_mismatch.map(|k| k.to_string()),
+                    "session": sn.session,
                 })
             })
             .collect();

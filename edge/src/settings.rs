@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use weft_config::{Config, ConfigError, Schema};
 use weft_daemon::{Common, MgmtSettings};
+use weft_proto::keys::PublicKey;
 use weft_proto::wire::{Ipv4Net, MacAddr};
 
 /// The UDP port supernodes listen on unless told otherwise (n3n uses 7654; we differ on purpose).
@@ -36,7 +37,7 @@ pub struct Settings {
     pub session: String,
     pub community: String,
     pub secret: Vec<u8>,
-    pub supernodes: Vec<String>,
+    pub supernodes: Vec<SupernodeSpec>,
     pub tap_name: String,
     pub address: AddressMode,
     pub mac: Option<MacAddr>,
@@ -128,7 +129,7 @@ impl Settings {
             return Err(cfg.invalid("community", "name", "must be 1 to 64 bytes long"));
         }
         let secret = secret(cfg)?;
-        let supernodes: Vec<String> = cfg.parse_all("community", "supernode")?;
+        let supernodes: Vec<SupernodeSpec> = cfg.parse_all("community", "supernode")?;
         if supernodes.is_empty() {
             return Err(ConfigError::Missing {
                 section: "community".into(),
@@ -202,10 +203,41 @@ impl Settings {
     }
 }
 
-/// Resolves `host[:port]` supernode names (port 7700 when omitted).
-pub async fn resolve_supernodes(names: &[String]) -> Result<Vec<SocketAddr>> {
+/// One `supernode` value: `HOST[:PORT] [KEY]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupernodeSpec {
+    /// `host` or `host:port`.
+    pub name: String,
+    /// Its pinned public key, if given.
+    pub key: Option<PublicKey>,
+}
+
+impl std::str::FromStr for SupernodeSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut words = s.split_whitespace();
+        let name = words.next().ok_or("empty")?.to_string();
+        let key = match words.next() {
+            None => None,
+            Some(k) => Some(k.parse::<PublicKey>().map_err(|e| {
+                format!("the supernode's key must be 64 hex digits (weft-supernode show-key): {e}")
+            })?),
+        };
+        if words.next().is_some() {
+            return Err("expected HOST[:PORT] and at most one key after it".into());
+        }
+        Ok(SupernodeSpec { name, key })
+    }
+}
+
+/// Resolves `host[:port]` supernode names (port 7700 when omitted), keeping each one's pinned key.
+pub async fn resolve_supernodes(
+    specs: &[SupernodeSpec],
+) -> Result<Vec<(SocketAddr, Option<PublicKey>)>> {
     let mut out = Vec::new();
-    for name in names {
+    for spec in specs {
+        let name = &spec.name;
         let with_port = if name.parse::<SocketAddr>().is_ok() || has_port(name) {
             name.clone()
         } else {
@@ -217,7 +249,7 @@ pub async fn resolve_supernodes(names: &[String]) -> Result<Vec<SocketAddr>> {
             .collect();
         // Prefer IPv4: the edge binds one socket, 0.0.0.0 by default.
         match addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()) {
-            Some(a) => out.push(*a),
+            Some(a) => out.push((*a, spec.key)),
             None => bail!("supernode '{name}' resolves to no address"),
         }
     }

@@ -84,6 +84,7 @@ fn config(n: u8) -> EdgeConfig {
         community: CommunityKeys::derive("fuzz", b"fuzz secret"),
         identity: StaticKeypair::from_private([n; 32]),
         supernodes: vec![SN_ADDR],
+        supernode_keys: Default::default(),
         mac: MacAddr([0x02, 0x5e, 0, 0, 0, n]),
         address: if n == 1 {
             AddressMode::Auto

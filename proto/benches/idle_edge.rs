@@ -62,6 +62,7 @@ fn config(i: usize, community: &CommunityKeys) -> EdgeConfig {
         community: community.clone(),
         identity: StaticKeypair::from_private(private),
         supernodes: vec![SN_ADDR],
+        supernode_keys: Default::default(),
         mac: MacAddr([0x02, 0x5e, 0, 0, (i >> 8) as u8, i as u8]),
         address: AddressMode::Static(Ipv4Net {
             addr: Ipv4Addr::new(10, 77, (i >> 8) as u8, i as u8),

@@ -55,9 +55,10 @@ impl Random for SeededRandom {
     }
 }
 
-/// The default resolver, except that randomness comes from our seed.
-struct Resolver {
-    seed: [u8; 32],
+/// The default resolver, except that randomness comes from our seed (the control channel's handshake
+/// uses it too).
+pub(crate) struct Resolver {
+    pub(crate) seed: [u8; 32],
 }
 
 impl CryptoResolver for Resolver {

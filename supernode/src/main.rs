@@ -49,12 +49,35 @@ enum Command {
         /// The topic (config).
         topic: Option<String>,
     },
+    /// Create this supernode's identity (its static key pair) if it has none, and print its public key:
+    /// what edges pin (`supernode = HOST:PORT KEY`). Refuses to replace an existing identity unless
+    /// --force is given (edges that pinned the old key would refuse the supernode).
+    Keygen {
+        #[command(flatten)]
+        which: weft_daemon::identity::KeyArgs,
+        /// Replace an existing identity with a new one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print this supernode's public key (from its identity in the state directory), for edges to pin.
+    ShowKey {
+        #[command(flatten)]
+        which: weft_daemon::identity::KeyArgs,
+    },
 }
 
 fn main() -> ExitCode {
     weft_cli::handle_generate(Cli::command, None);
     match Cli::parse().command {
         Command::Help { topic } => weft_daemon::help(&SCHEMA, topic.as_deref()),
+        Command::Keygen { which, force } => weft_daemon::print_line(
+            "weft-supernode",
+            which.command("weft-supernode", &SCHEMA, Some(force)),
+        ),
+        Command::ShowKey { which } => weft_daemon::print_line(
+            "weft-supernode",
+            which.command("weft-supernode", &SCHEMA, None),
+        ),
         Command::Start(args) => weft_daemon::startup::start::<Start>(args),
     }
 }
@@ -118,6 +141,8 @@ impl Daemon for Start {
             settings: s,
             policy,
         } = self;
+        let identity = weft_daemon::identity::load_or_create(&s.common.state_dir)?;
+        let public_key = identity.public;
         let leases = leases_file::load(&s.common.state_dir)?;
         let restored = leases.len();
         let listed = policy.listed.len() + policy.patterns.len();
@@ -136,14 +161,17 @@ impl Daemon for Start {
                 .as_deref()
                 .map(|f| weft_proto::keys::FederationKey::derive(f.as_bytes())),
             peers: s.peers.clone(),
+            identity,
+            seed: rand::random(),
             ..SupernodeConfig::default()
         };
         let sn = Supernode::new(cfg, Instant::now(), leases);
         tracing::info!(
-            "weft-supernode {} session {} listening on udp {}, {}, {} leases restored",
+            "weft-supernode {} session {} listening on udp {} with key {}, {}, {} leases restored",
             weft_cli::VERSION,
             s.session,
             udp.local_addr()?,
+            public_key,
             if open {
                 "admitting any community".to_string()
             } else {
@@ -162,6 +190,7 @@ impl Daemon for Start {
         let ctx = Arc::new(mgmt::Context {
             session: s.session.clone(),
             bind: bind.clone(),
+            public_key: public_key.to_string(),
             started: Instant::now(),
             started_unix_ms: events::unix_ms(),
             queries: remote.clone(),

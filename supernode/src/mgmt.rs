@@ -64,6 +64,8 @@ impl Snapshot {
 pub struct Context {
     pub session: String,
     pub bind: String,
+    /// The supernode's public key (what edges pin).
+    pub public_key: String,
     pub started: Instant,
     pub started_unix_ms: u64,
     pub queries: crate::datapath::Remote,
@@ -99,6 +101,10 @@ fn stats_json(st: &SupernodeStats) -> Value {
         "federation_received": st.federation_received,
         "federation_rejected": st.federation_rejected,
         "revoked": st.revoked,
+        "ctl_handshakes": st.ctl_handshakes,
+        "ctl_rejected": st.ctl_rejected,
+        "unauthenticated": st.unauthenticated,
+        "key_queries": st.key_queries,
     })
 }
 
@@ -150,6 +156,18 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         m.sample("weft_federation_messages_total", &[("outcome", outcome)], n);
     }
     m.family(
+        "weft_control_channel_total",
+        Kind::Counter,
+        "Control channel: handshakes answered, key queries answered, packets refused (bad MAC, failed or replayed handshake, no session, did not open).",
+    );
+    for (outcome, n) in [
+        ("handshake", st.ctl_handshakes),
+        ("key_query", st.key_queries),
+        ("rejected", st.ctl_rejected),
+    ] {
+        m.sample("weft_control_channel_total", &[("outcome", outcome)], n);
+    }
+    m.family(
         "weft_dropped_packets_total",
         Kind::Counter,
         "Datagrams dropped, by reason.",
@@ -158,6 +176,11 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         "weft_dropped_packets_total",
         &[("reason", "invalid")],
         st.dropped_packets,
+    )
+    .sample(
+        "weft_dropped_packets_total",
+        &[("reason", "unauthenticated")],
+        st.unauthenticated,
     )
     .single(
         "weft_communities",
@@ -186,6 +209,7 @@ pub fn module(ctx: Arc<Context>) -> anyhow::Result<RpcModule<Arc<Context>>> {
             "role": "supernode",
             "session": ctx.session,
             "bind": ctx.bind,
+            "public_key": ctx.public_key,
             "uptime_s": ctx.uptime_s(),
             "communities": s.communities.len(),
             "edges": s.edges.len(),

@@ -80,6 +80,7 @@ pub struct EdgeStats {
     pub dropped_auth: u64,
     pub dropped_replay: u64,
     pub dropped_unknown_session: u64,
+    pub dropped_unauthenticated: u64,
 }
 
 impl EdgeStats {
@@ -154,6 +155,8 @@ pub struct SnInfo {
     #[serde(default)]
     pub bind: String,
     #[serde(default)]
+    pub public_key: String,
+    #[serde(default)]
     pub communities: u64,
     #[serde(default)]
     pub edges: u64,
@@ -168,6 +171,9 @@ pub struct SnStats {
     pub registrations: u64,
     pub rejected_registrations: u64,
     pub dropped_packets: u64,
+    pub ctl_handshakes: u64,
+    pub ctl_rejected: u64,
+    pub unauthenticated: u64,
 }
 
 /// One entry of supernode `get_edges`.

@@ -55,6 +55,7 @@ fn config(n: u8) -> EdgeConfig {
         community: CommunityKeys::derive("bench", b"bench secret"),
         identity: StaticKeypair::from_private([n; 32]),
         supernodes: vec![SN_ADDR],
+        supernode_keys: Default::default(),
         mac: MacAddr([0x02, 0x5e, 0, 0, 0, n]),
         address: AddressMode::Static(Ipv4Net {
             addr: Ipv4Addr::new(10, 77, 0, n),

@@ -1,9 +1,10 @@
 //! What an edge state machine is configured with. The daemon builds this from its INI file.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::keys::{CommunityKeys, StaticKeypair};
+use crate::keys::{CommunityKeys, PublicKey, StaticKeypair};
 use crate::wire::{Ipv4Net, MacAddr};
 
 /// How the edge gets its virtual IPv4 address.
@@ -109,6 +110,10 @@ pub struct EdgeConfig {
     pub identity: StaticKeypair,
     /// Supernodes to register with (all of them).
     pub supernodes: Vec<SocketAddr>,
+    /// The static keys of supernodes, pinned (from the configuration or learned before). A supernode not
+    /// listed is asked for its key, which is then trusted (and reported with
+    /// [`super::Event::SupernodeKeyLearned`] for the daemon to store).
+    pub supernode_keys: BTreeMap<SocketAddr, PublicKey>,
     /// The TAP device's MAC address.
     pub mac: MacAddr,
     /// How the virtual IPv4 address is obtained.

@@ -27,6 +27,8 @@
 //! - `peer.rs`: what the edge knows of one peer; the peer table.
 
 mod config;
+#[cfg(test)]
+mod fake_supernode;
 mod paths;
 mod peer;
 #[cfg(test)]
@@ -127,7 +129,10 @@ impl Edge {
         let supernodes = cfg
             .supernodes
             .iter()
-            .map(|&addr| SupernodeLink::new(addr, now, &cfg.timers))
+            .map(|&addr| {
+                let key = cfg.supernode_keys.get(&addr).copied();
+                SupernodeLink::new(addr, key, now, &cfg.timers)
+            })
             .collect();
         Edge {
             peers: BTreeMap::new(),
@@ -170,6 +175,13 @@ impl Edge {
             return;
         };
         match t {
+            MsgType::Data if data.get(2) == Some(&(DataKind::Control as u8)) => {
+                let Some(idx) = from_supernode else {
+                    self.core.stats.dropped_not_from_supernode += 1;
+                    return;
+                };
+                self.on_ctl_data(now, idx, data)
+            }
             MsgType::HandshakeInit | MsgType::HandshakeResp | MsgType::Data => {
                 self.on_edge_packet(now, Path::Direct(from), None, data)
             }
@@ -191,7 +203,7 @@ impl Edge {
                     return;
                 };
                 match wire::decode(data) {
-                    Ok(m) => self.on_control(now, idx, m),
+                    Ok(m) => self.on_channel(now, idx, m),
                     Err(_) => self.core.stats.dropped_malformed += 1,
                 }
             }

@@ -146,7 +146,7 @@ impl Core {
 
     /// Asks the supernode to have the peer and us probe each other at the same moment.
     fn request_punch(&mut self, p: &Peer) {
-        let Some(sn) = self.active.map(|i| self.supernodes[i].addr) else {
+        let Some(sn) = self.active else {
             return;
         };
         let mut buf = Vec::new();
@@ -156,7 +156,7 @@ impl Core {
             target: p.key,
         }
         .encode(&mut buf);
-        self.push_transmit(sn, buf);
+        self.send_ctl(sn, &buf);
     }
 
     // ----- what the supernode and the peer tell us -----

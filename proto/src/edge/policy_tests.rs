@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::fake_supernode::{self, FakeSupernode};
 use super::*;
 use crate::handshake::Initiator;
 use crate::keys::{CommunityKeys, StaticKeypair};
@@ -17,6 +18,7 @@ fn edge(keys: &CommunityKeys, me: &StaticKeypair, now: Instant) -> Edge {
         community: keys.clone(),
         identity: me.clone(),
         supernodes: vec![SN.parse().unwrap()],
+        supernode_keys: [(SN.parse().unwrap(), fake_supernode::key().public)].into(),
         mac: MacAddr([2, 0, 0, 0, 0, 1]),
         address: AddressMode::None,
         local_addrs: vec![],
@@ -28,7 +30,13 @@ fn edge(keys: &CommunityKeys, me: &StaticKeypair, now: Instant) -> Edge {
     Edge::new(cfg, now, 1_750_000_000_000_000, [7; 32])
 }
 
-fn ack(e: &mut Edge, keys: &CommunityKeys, introduced_only: bool, now: Instant) {
+fn ack(
+    e: &mut Edge,
+    sn: &mut FakeSupernode,
+    keys: &CommunityKeys,
+    introduced_only: bool,
+    now: Instant,
+) {
     let mut b = Vec::new();
     RegisterAck {
         community: keys.id,
@@ -41,10 +49,16 @@ fn ack(e: &mut Edge, keys: &CommunityKeys, introduced_only: bool, now: Instant) 
         introduced_only,
     }
     .encode(&mut b);
-    e.handle_udp(now, SN.parse().unwrap(), &mut b);
+    sn.send(e, &b, now);
 }
 
-fn peer_info(e: &mut Edge, keys: &CommunityKeys, peer: &StaticKeypair, now: Instant) {
+fn peer_info(
+    e: &mut Edge,
+    sn: &mut FakeSupernode,
+    keys: &CommunityKeys,
+    peer: &StaticKeypair,
+    now: Instant,
+) {
     let mut b = Vec::new();
     PeerInfo {
         community: keys.id,
@@ -57,7 +71,7 @@ fn peer_info(e: &mut Edge, keys: &CommunityKeys, peer: &StaticKeypair, now: Inst
         description: "b".into(),
     }
     .encode(&mut b);
-    e.handle_udp(now, SN.parse().unwrap(), &mut b);
+    sn.send(e, &b, now);
 }
 
 /// A direct initiation from `from` to `to`, as a revoked edge that knows the secret could send.
@@ -86,33 +100,36 @@ fn restricted_edge_answers_introduced_peers_only() {
     let b = StaticKeypair::from_private([2; 32]);
     let t0 = Instant::now();
     let b_addr: SocketAddr = B_ADDR.parse().unwrap();
+    let sn_addr: SocketAddr = SN.parse().unwrap();
     let mut e = edge(&keys, &a, t0);
-    e.handle_timeout(t0);
+    let mut sn = FakeSupernode::connect(&mut e, sn_addr, t0);
 
     // Open community (the ack says so): anyone with the secret may handshake.
-    ack(&mut e, &keys, false, t0);
+    ack(&mut e, &mut sn, &keys, false, t0);
     let mut m = init(&keys, &b, &a.public, 1);
     e.handle_udp(t0, b_addr, &mut m);
     assert_eq!(responses(&mut e, b_addr), 1);
 
     // Key-restricted, B never introduced: its initiation is held, not answered...
     let mut e = edge(&keys, &a, t0);
-    ack(&mut e, &keys, true, t0);
+    let mut sn = FakeSupernode::connect(&mut e, sn_addr, t0);
+    ack(&mut e, &mut sn, &keys, true, t0);
     let mut m = init(&keys, &b, &a.public, 2);
     e.handle_udp(t0, b_addr, &mut m);
     assert_eq!(responses(&mut e, b_addr), 0);
     assert!(e.peers().is_empty());
     // ... and the edge asks its supernode for every peer at once (the peer info may have been lost).
     e.handle_timeout(t0);
-    let sn: SocketAddr = SN.parse().unwrap();
-    let asked = std::iter::from_fn(|| e.poll_transmit()).any(|t| {
-        t.dest == sn
-            && matches!(wire::decode(&t.payload), Ok(Message::Register(r)) if r.wants_peers)
-    });
+    sn.received.clear();
+    sn.drain(&mut e);
+    let asked = sn
+        .received
+        .iter()
+        .any(|m| matches!(wire::decode(m), Ok(Message::Register(r)) if r.wants_peers));
     assert!(asked, "no registration asking for peers");
     // ... and answered as soon as the supernode introduces B (the init overtook the peer info).
     let t1 = t0 + Duration::from_millis(30);
-    peer_info(&mut e, &keys, &b, t1);
+    peer_info(&mut e, &mut sn, &keys, &b, t1);
     assert_eq!(responses(&mut e, b_addr), 1);
 
     // B is revoked: forgotten at once, and its next initiation goes unanswered.
@@ -122,7 +139,7 @@ fn restricted_edge_answers_introduced_peers_only() {
         public_key: b.public,
     }
     .encode(&mut rv);
-    e.handle_udp(t1, SN.parse().unwrap(), &mut rv);
+    sn.send(&mut e, &rv, t1);
     assert!(e.peers().is_empty());
     let mut events = Vec::new();
     while let Some(ev) = e.poll_event() {
@@ -149,6 +166,7 @@ fn before_the_first_ack_initiations_wait() {
     let t0 = Instant::now();
     let b_addr: SocketAddr = B_ADDR.parse().unwrap();
     let mut e = edge(&keys, &a, t0);
+    let mut sn = FakeSupernode::connect(&mut e, SN.parse().unwrap(), t0);
     let mut m = init(&keys, &b, &a.public, 1);
     e.handle_udp(t0, b_addr, &mut m);
     assert_eq!(
@@ -156,7 +174,13 @@ fn before_the_first_ack_initiations_wait() {
         0,
         "answered before knowing the policy"
     );
-    ack(&mut e, &keys, false, t0 + Duration::from_millis(20));
+    ack(
+        &mut e,
+        &mut sn,
+        &keys,
+        false,
+        t0 + Duration::from_millis(20),
+    );
     assert_eq!(
         responses(&mut e, b_addr),
         1,

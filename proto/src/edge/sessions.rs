@@ -38,7 +38,7 @@ impl Core {
         self.last_stamp
     }
 
-    fn seed(&mut self) -> [u8; 32] {
+    pub(super) fn seed(&mut self) -> [u8; 32] {
         let mut s = [0u8; 32];
         self.rng.fill_bytes(&mut s);
         s

@@ -70,6 +70,24 @@ pub enum Event {
         /// The peer.
         peer: PublicKey,
     },
+    /// A supernode with no pinned key told us its key, which is now trusted for it (trust on first use):
+    /// the daemon stores it and says so loudly.
+    SupernodeKeyLearned {
+        /// The supernode.
+        supernode: SocketAddr,
+        /// Its key.
+        key: PublicKey,
+    },
+    /// A supernode does not complete handshakes with the key we pinned for it, and presents another:
+    /// either it was given a new key (update the pin) or someone else answers at its address.
+    SupernodeKeyMismatch {
+        /// The supernode.
+        supernode: SocketAddr,
+        /// The key we pinned.
+        pinned: PublicKey,
+        /// The key it presented.
+        presented: PublicKey,
+    },
     /// A supernode said the peer was cut off from the community (its key is no longer allowed): its
     /// sessions are dropped and it is forgotten.
     PeerRevoked {
@@ -103,6 +121,9 @@ pub struct EdgeStats {
     pub dropped_unknown_session: u64,
     /// Control messages not from one of our supernodes, or about another community.
     pub dropped_not_from_supernode: u64,
+    /// Control messages from a supernode's address that were not sealed in our control session with it
+    /// (forged or replayed: version 2 believes a supernode only through its session), or that did not open.
+    pub dropped_unauthenticated: u64,
     /// Frames dropped: no session and the per-peer queue full, or no route at all.
     pub dropped_no_route: u64,
     /// Peer info or handshakes about a new peer, turned away because the peer table is full.
@@ -169,6 +190,12 @@ pub struct SupernodeStatus {
     pub rtt: Option<Duration>,
     /// Whether it is the one in use for relaying and punching.
     pub active: bool,
+    /// The key pinned for it (configured, or learned on first use); None while it is being asked.
+    pub key: Option<PublicKey>,
+    /// Another key it presented when handshakes with the pinned key went unanswered.
+    pub key_mismatch: Option<PublicKey>,
+    /// Whether a control session with it is established.
+    pub session: bool,
 }
 
 /// Status getters: cheap copies for the management API and the daemon's log, never needed to drive the
@@ -217,6 +244,9 @@ impl Edge {
                 refusal: s.refusal,
                 rtt: s.rtt,
                 active: self.core.active == Some(i),
+                key: s.key,
+                key_mismatch: s.key_mismatch,
+                session: s.session.is_some(),
             })
             .collect()
     }

@@ -1,6 +1,13 @@
-//! The edge's supernodes: registration with each (refresh, retry with back-off, refusals), liveness pings,
-//! what they tell us (acknowledgements, peer info, revocations, restarts), and which one is in use for
-//! relaying and punch requests.
+//! The edge's supernodes: the control channel with each (its key, pinned or learned on first use, and the
+//! Noise IK handshake that opens a session), registration in it (refresh, retry with back-off, refusals),
+//! liveness pings, what they tell us (acknowledgements, peer info, revocations, restarts), and which one
+//! is in use for relaying and punch requests.
+//!
+//! Nothing a supernode says changes our state unless it arrived sealed in our session with it: a forged
+//! acknowledgement, refusal, peer info or revocation from its address is counted
+//! (`dropped_unauthenticated`) and ignored. The only clear-text answers taken are the handshake response
+//! (authenticated by Noise), a key reply while we have no key for it (trust on first use), and "unknown
+//! sender", which at most makes us do a new handshake sooner.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -8,8 +15,12 @@ use std::time::{Duration, Instant};
 use rand_chacha::rand_core::RngCore;
 
 use super::{AddressMode, Core, Edge, Event, Path, Timers};
+use crate::control::{self, CtlInitiator};
 use crate::keys::PublicKey;
-use crate::wire::{self, Message, NakReason, Register};
+use crate::session::Session;
+use crate::wire::{
+    self, CtlInit, CtlResp, DataKind, Message, NakReason, Register, CTL_MAC_LEN, DATA_HEADER_LEN,
+};
 
 /// What the edge knows of one configured supernode.
 pub(super) struct SupernodeLink {
@@ -40,11 +51,30 @@ pub(super) struct SupernodeLink {
     /// What its last acknowledgement said: answer handshakes only from introduced peers. None before
     /// the first acknowledgement.
     introduced_only: Option<bool>,
+    /// Its static key: pinned, or learned on first use. None: ask it (key query).
+    pub key: Option<PublicKey>,
+    /// Another key it presented while handshakes with the pinned one went unanswered.
+    pub key_mismatch: Option<PublicKey>,
+    /// When we last asked for its key.
+    key_query: Option<Instant>,
+    /// Our handshake in flight: our index and the Noise state.
+    handshake: Option<(u32, CtlInitiator)>,
+    /// Handshakes sent since the last one it answered.
+    unanswered: u32,
+    /// The control session: everything but the handshake goes sealed in it.
+    pub session: Option<Session>,
+    /// Do a new handshake at the next registration (it said it lost our session).
+    rehandshake: bool,
 }
 
 impl SupernodeLink {
     /// A supernode we have not heard from yet: register at once.
-    pub fn new(addr: SocketAddr, now: Instant, timers: &Timers) -> SupernodeLink {
+    pub fn new(
+        addr: SocketAddr,
+        key: Option<PublicKey>,
+        now: Instant,
+        timers: &Timers,
+    ) -> SupernodeLink {
         SupernodeLink {
             addr,
             registered: false,
@@ -64,6 +94,13 @@ impl SupernodeLink {
             refusal: None,
             send_name: false,
             introduced_only: None,
+            key,
+            key_mismatch: None,
+            key_query: None,
+            handshake: None,
+            unanswered: 0,
+            session: None,
+            rehandshake: false,
         }
     }
 }
@@ -117,9 +154,78 @@ impl Core {
         reg.encode_unsigned(&mut buf);
         let tag = self.cfg.community.admission.tag(&buf);
         buf.extend_from_slice(&tag);
+        self.supernodes[sn].last_sent = Some((counter, now));
+        self.send_ctl(sn, &buf);
+    }
+
+    /// Whether the control session with supernode `sn` may carry a registration now (else: handshake).
+    fn session_usable(&self, sn: usize, now: Instant) -> bool {
+        let l = &self.supernodes[sn];
+        !l.rehandshake
+            && l.session.as_ref().is_some_and(|s| {
+                now.saturating_duration_since(s.created) < self.cfg.timers.rekey_after_time
+            })
+    }
+
+    /// Seals `msg` (an encoded control message) in the session with supernode `sn` and queues it. Without
+    /// a session that may still send, nothing is sent: the registration timer opens one.
+    pub(super) fn send_ctl(&mut self, sn: usize, msg: &[u8]) {
         let link = &mut self.supernodes[sn];
-        link.last_sent = Some((counter, now));
         let addr = link.addr;
+        let Some(session) = link.session.as_mut() else {
+            return;
+        };
+        let (len, _) = self.transmits.push_with(addr, |buf| {
+            let start = buf.len();
+            buf.extend_from_slice(&[0u8; DATA_HEADER_LEN]);
+            buf.extend_from_slice(msg);
+            session.seal_at(DataKind::Control, buf, start);
+        });
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += len as u64;
+    }
+
+    /// Starts a control handshake with supernode `sn` (whose key we have).
+    fn send_ctl_init(&mut self, sn: usize, now: Instant) {
+        let Some(key) = self.supernodes[sn].key else {
+            return;
+        };
+        let stamp = self.stamp(now);
+        let seed = self.seed();
+        let Ok((init, noise)) = CtlInitiator::start(&self.cfg.identity, &key, stamp, seed) else {
+            return;
+        };
+        let index = self.rng.next_u32();
+        let mut msg = CtlInit {
+            sender_index: index,
+            noise: &noise,
+            mac: [0; CTL_MAC_LEN],
+        };
+        let mut buf = Vec::with_capacity(CtlInit::signed_len() + CTL_MAC_LEN);
+        msg.encode(&mut buf);
+        msg.mac = control::initiation_mac(&key, &buf[..CtlInit::signed_len()]);
+        buf.clear();
+        msg.encode(&mut buf);
+        let link = &mut self.supernodes[sn];
+        if link.handshake.is_some() {
+            link.unanswered += 1;
+        }
+        link.handshake = Some((index, init));
+        let (addr, ask_key) = (link.addr, link.unanswered >= 3);
+        self.push_transmit(addr, buf);
+        if ask_key {
+            // Several handshakes went unanswered: ask which key it has, to tell "down" from "re-keyed".
+            self.send_key_query(sn, now);
+        }
+    }
+
+    /// Asks supernode `sn` for its key.
+    fn send_key_query(&mut self, sn: usize, now: Instant) {
+        let link = &mut self.supernodes[sn];
+        link.key_query = Some(now);
+        let addr = link.addr;
+        let mut buf = Vec::with_capacity(wire::KEY_QUERY_LEN);
+        wire::encode_key_query(&mut buf);
         self.push_transmit(addr, buf);
     }
 
@@ -151,6 +257,8 @@ impl Edge {
         let retry = self.core.cfg.timers.register_retry;
         let link = &mut self.core.supernodes[i];
         link.registered = false;
+        // It may have lost our session (a restart): open a new one.
+        link.rehandshake = true;
         link.want_peers = true;
         link.next_register = now;
         link.retry = retry;
@@ -168,10 +276,9 @@ impl Edge {
         let nonce = core.rng.next_u64();
         let link = &mut core.supernodes[i];
         link.ping = Some((nonce, now));
-        let addr = link.addr;
         let mut buf = Vec::with_capacity(12);
         wire::encode_supernode_ping(nonce, &mut buf);
-        core.push_transmit(addr, buf);
+        core.send_ctl(i, &buf);
     }
 
     /// What the registration timer does: register; until acknowledged, retry with back-off (the
@@ -181,7 +288,22 @@ impl Edge {
         let link = &mut self.core.supernodes[i];
         link.next_register = now + link.retry;
         link.retry = (link.retry * 2).min(interval);
-        self.core.send_register(i, now);
+        let reject = self.core.cfg.timers.reject_after_time;
+        if link
+            .session
+            .as_ref()
+            .is_some_and(|s| now.saturating_duration_since(s.created) >= reject)
+        {
+            // Too old to send on (new handshakes went unanswered): no more control messages until one is.
+            link.session = None;
+        }
+        if link.key.is_none() {
+            self.core.send_key_query(i, now);
+        } else if self.core.session_usable(i, now) {
+            self.core.send_register(i, now);
+        } else {
+            self.core.send_ctl_init(i, now);
+        }
     }
 
     /// Picks the supernode in use: keeps the current one while it is registered, unless another is much
@@ -230,8 +352,114 @@ impl Edge {
         }
     }
 
-    /// A control message from the supernode at index `sn`.
-    pub(super) fn on_control(&mut self, now: Instant, sn: usize, msg: Message) {
+    /// A clear-text datagram from the supernode at index `sn`: only the handshake response, a key reply
+    /// and "unknown sender" are taken in the clear.
+    pub(super) fn on_channel(&mut self, now: Instant, sn: usize, msg: Message) {
+        match msg {
+            Message::CtlResp(r) => self.on_ctl_resp(now, sn, r),
+            Message::KeyReply(r) => self.on_key_reply(now, sn, r.key),
+            Message::UnknownSender => {
+                // Unauthenticated, so it only makes us open a new session sooner (at most once a
+                // second); our registration stands until the session says otherwise or goes silent.
+                let link = &mut self.core.supernodes[sn];
+                if link.session.is_some()
+                    && link
+                        .last_unknown_sender
+                        .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+                {
+                    link.last_unknown_sender = Some(now);
+                    link.rehandshake = true;
+                    link.next_register = now;
+                }
+            }
+            _ => self.core.stats.dropped_unauthenticated += 1,
+        }
+    }
+
+    /// The supernode answered our handshake: if it is the one in flight and proves the pinned key, the
+    /// session is open; register in it at once.
+    fn on_ctl_resp(&mut self, now: Instant, sn: usize, r: CtlResp) {
+        let link = &mut self.core.supernodes[sn];
+        if link.handshake.as_ref().map(|(i, _)| *i) != Some(r.receiver_index) {
+            self.core.stats.dropped_unauthenticated += 1;
+            return;
+        }
+        let (index, init) = link.handshake.take().expect("checked above");
+        let Ok(keys) = init.finish(r.noise) else {
+            self.core.stats.dropped_unauthenticated += 1;
+            return;
+        };
+        link.session = Some(Session::new(keys, index, r.sender_index, true, now));
+        link.unanswered = 0;
+        link.rehandshake = false;
+        link.key_mismatch = None;
+        self.core.send_register(sn, now);
+    }
+
+    /// A key reply: taken as the supernode's key when we have none and asked (trust on first use); with a
+    /// pinned key, a different one is reported, never used.
+    fn on_key_reply(&mut self, now: Instant, sn: usize, key: PublicKey) {
+        let link = &mut self.core.supernodes[sn];
+        let asked = link
+            .key_query
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(10));
+        if !asked {
+            self.core.stats.dropped_unauthenticated += 1;
+            return;
+        }
+        link.key_query = None;
+        let addr = link.addr;
+        match link.key {
+            None => {
+                link.key = Some(key);
+                link.next_register = now;
+                link.retry = self.core.cfg.timers.register_retry;
+                self.core.events.push_back(Event::SupernodeKeyLearned {
+                    supernode: addr,
+                    key,
+                });
+            }
+            Some(pinned) if pinned != key && link.key_mismatch != Some(key) => {
+                link.key_mismatch = Some(key);
+                self.core.events.push_back(Event::SupernodeKeyMismatch {
+                    supernode: addr,
+                    pinned,
+                    presented: key,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// A sealed control message from supernode `sn`: opened in our session, then believed.
+    pub(super) fn on_ctl_data(&mut self, now: Instant, sn: usize, data: &mut [u8]) {
+        let Ok(Message::Data(h, _)) = wire::decode(data) else {
+            self.core.stats.dropped_malformed += 1;
+            return;
+        };
+        let reject = self.core.cfg.timers.reject_after_time;
+        let link = &mut self.core.supernodes[sn];
+        let Some(session) = link
+            .session
+            .as_mut()
+            .filter(|s| s.local_index == h.receiver_index)
+            .filter(|s| now.saturating_duration_since(s.created) < reject)
+        else {
+            self.core.stats.dropped_unauthenticated += 1;
+            return;
+        };
+        let Ok(n) = session.open(&h, data) else {
+            self.core.stats.dropped_unauthenticated += 1;
+            return;
+        };
+        match wire::decode(&data[DATA_HEADER_LEN..DATA_HEADER_LEN + n]) {
+            Ok(m) => self.on_control(now, sn, m),
+            Err(_) => self.core.stats.dropped_malformed += 1,
+        }
+    }
+
+    /// A control message from the supernode at index `sn`, authenticated by our session with it.
+    fn on_control(&mut self, now: Instant, sn: usize, msg: Message) {
         let own = self.core.cfg.identity.public;
         let community = self.core.cfg.community.id;
         match msg {
@@ -404,7 +632,7 @@ impl Edge {
                 self.choose_active();
             }
             Message::UnknownSender => {
-                // The supernode lost our registration (it restarted): register again now, at most once a second.
+                // The supernode lost our registration (it expired it): register again now, at most once a second.
                 let link = &mut self.core.supernodes[sn];
                 if link
                     .last_unknown_sender

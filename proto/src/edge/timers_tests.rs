@@ -89,6 +89,7 @@ impl Mesh {
                     community: community.clone(),
                     identity: StaticKeypair::from_private(private),
                     supernodes: vec![SN],
+                    supernode_keys: Default::default(),
                     mac: mac(i),
                     address: AddressMode::Static(Ipv4Net {
                         addr: Ipv4Addr::new(10, 9, 0, i as u8 + 1),

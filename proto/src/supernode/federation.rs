@@ -168,7 +168,7 @@ impl Supernode {
         info.punch = true;
         let mut buf = Vec::new();
         info.encode(&mut buf);
-        self.push(requester, buf);
+        self.send_ctl_to(requester, &buf);
         self.stats.punches += 1;
         self.send_fed(
             now,
@@ -290,7 +290,7 @@ impl Supernode {
                     info.punch = true;
                     let mut buf = Vec::new();
                     info.encode(&mut buf);
-                    self.push(addr, buf);
+                    self.send_ctl_to(addr, &buf);
                 }
             }
         }
@@ -372,7 +372,7 @@ impl Supernode {
         for addr in locals {
             let mut buf = Vec::new();
             info.encode(&mut buf);
-            self.push(addr, buf);
+            self.send_ctl_to(addr, &buf);
         }
     }
 

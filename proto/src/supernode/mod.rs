@@ -6,9 +6,16 @@
 //! given a community's admission key) and forwards edge-to-edge packets untouched; it never has the edge
 //! PSK, so it cannot complete a handshake with an edge, read a frame or forge one.
 //!
+//! Edges talk to it through an authenticated, encrypted control channel (`channel.rs`): a Noise IK
+//! handshake against the supernode's static key, then sealed messages. A registration is made by the
+//! holder of the key it names, in its own session; every reply, peer list and revocation goes sealed to
+//! that session.
+//!
 //! Relaying is not open: a relay request is only served when it comes from the address of a current
-//! registration, and only towards an edge of the same community.
+//! registration (an address only an authentic packet of that edge's session can set), and only towards an
+//! edge of the same community.
 
+mod channel;
 mod federation;
 mod leases;
 mod policy;
@@ -21,10 +28,13 @@ pub use federation::{FedPeerStatus, RemoteEdge, SYNC_INTERVAL};
 pub use leases::{Lease, Leases};
 pub use policy::{glob_match, Admission, AdmissionPolicy, CommunityPolicy, PatternPolicy};
 
-use crate::keys::{CommunityId, FederationKey, PeerTag, PublicKey};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use crate::keys::{CommunityId, FederationKey, PeerTag, PublicKey, StaticKeypair};
 use crate::queue::PacketQueue;
 use crate::wire::{
-    self, Ipv4Net, MacAddr, Message, MsgType, NakReason, PeerInfo, PeerRevoked, Register,
+    self, DataKind, Ipv4Net, MacAddr, Message, MsgType, NakReason, PeerInfo, PeerRevoked, Register,
     RegisterAck, RegisterNak, ADMISSION_TAG_LEN,
 };
 use crate::Transmit;
@@ -55,6 +65,11 @@ pub struct SupernodeConfig {
     pub federation: Option<FederationKey>,
     /// The other supernodes of the federation (every one of them: see the federation module).
     pub peers: Vec<SocketAddr>,
+    /// The supernode's static key pair: edges pin its public half. The daemon keeps it in its state
+    /// directory; the default is a fixed key for tests only.
+    pub identity: StaticKeypair,
+    /// Seeds every random choice (session indices, ephemeral keys).
+    pub seed: [u8; 32],
 }
 
 impl Default for SupernodeConfig {
@@ -71,6 +86,8 @@ impl Default for SupernodeConfig {
             wall_clock_us: 0,
             federation: None,
             peers: Vec::new(),
+            identity: StaticKeypair::from_private([0x5e; 32]),
+            seed: [0; 32],
         }
     }
 }
@@ -144,6 +161,15 @@ pub struct SupernodeStats {
     pub federation_rejected: u64,
     /// Registrations dropped because a reloaded policy no longer admits them.
     pub revoked: u64,
+    /// Control channel handshakes answered.
+    pub ctl_handshakes: u64,
+    /// Control channel packets refused: a bad MAC, a handshake that failed or was replayed, a sealed
+    /// packet for no session or that did not open.
+    pub ctl_rejected: u64,
+    /// Control messages that came in the clear (protocol version 2 accepts them only sealed).
+    pub unauthenticated: u64,
+    /// Key queries answered (edges that trust the supernode's key on first use).
+    pub key_queries: u64,
 }
 
 /// One registered edge as the status API shows it.
@@ -166,6 +192,8 @@ pub struct EdgeRecord {
     /// Last registration.
     pub last_seen: Instant,
     counter: u64,
+    /// The control session it registered in: where everything for it is sealed.
+    session: u32,
 }
 
 #[derive(Default)]
@@ -193,6 +221,8 @@ pub struct Supernode {
     last_registration: Option<Instant>,
     start: Instant,
     fed: federation::FederationState,
+    ctl: channel::Channels,
+    rng: ChaCha20Rng,
 }
 
 const MAX_OUTPUT_QUEUE: usize = 65536;
@@ -216,6 +246,8 @@ impl Supernode {
             last_registration: None,
             start: now,
             fed: Default::default(),
+            ctl: Default::default(),
+            rng: ChaCha20Rng::from_seed(cfg.seed),
             cfg,
         }
     }
@@ -315,17 +347,15 @@ impl Supernode {
             self.by_addr.remove(&e.addr);
         }
         let mut out = Vec::new();
-        if e.addr.port() != 0 {
-            let mut buf = Vec::new();
-            RegisterNak {
-                community,
-                public_key: key,
-                counter: e.counter,
-                reason,
-            }
-            .encode(&mut buf);
-            out.push((e.addr, buf));
+        let mut buf = Vec::new();
+        RegisterNak {
+            community,
+            public_key: key,
+            counter: e.counter,
+            reason,
         }
+        .encode(&mut buf);
+        out.push((e.session, buf));
         if reason == NakReason::KeyNotAllowed {
             let mut buf = Vec::new();
             PeerRevoked {
@@ -333,12 +363,12 @@ impl Supernode {
                 public_key: key,
             }
             .encode(&mut buf);
-            for other in c.edges.values().filter(|o| o.addr.port() != 0) {
-                out.push((other.addr, buf.clone()));
+            for other in c.edges.values() {
+                out.push((other.session, buf.clone()));
             }
         }
-        for (dest, buf) in out {
-            self.push(dest, buf);
+        for (session, buf) in out {
+            self.send_ctl(session, &buf);
         }
         self.events.push_back(SupernodeEvent::EdgeRevoked {
             community,
@@ -393,10 +423,16 @@ impl Supernode {
             }
         };
         match msg {
-            Message::Register(reg) => self.on_register(now, from, reg, data),
-            Message::PunchRequest(p) => self.on_punch_request(now, from, p),
+            Message::CtlInit(m) => self.on_ctl_init(now, from, m, data),
+            Message::Data(h, _) if h.kind == DataKind::Control => {
+                self.on_ctl_data(now, from, h, data)
+            }
+            Message::KeyQuery => self.on_key_query(from),
             Message::Relay { dest, inner } => self.on_relay(from, dest, inner),
-            Message::SupernodePing(nonce) => self.on_ping(from, nonce),
+            Message::Register(_) | Message::PunchRequest(_) | Message::SupernodePing(_) => {
+                // Version 2 takes these only sealed in a control session.
+                self.stats.unauthenticated += 1;
+            }
             Message::Fed {
                 msg,
                 counter,
@@ -413,27 +449,21 @@ impl Supernode {
         }
     }
 
-    /// Liveness: registered edges get a pong, anyone else hears that they are not registered (so an edge
-    /// notices a restart of ours within one ping).
-    fn on_ping(&mut self, from: SocketAddr, nonce: u64) {
+    /// Liveness: a registered edge's ping gets a pong in its session.
+    fn on_ping(&mut self, session: u32, nonce: u64) {
         let mut buf = Vec::new();
-        if self.by_addr.contains_key(&from) {
-            self.stats.pings += 1;
-            wire::SupernodePong {
-                nonce,
-                boot_id: self.cfg.boot_id,
-                load_permille: (self.total_edges.saturating_mul(1000) / self.cfg.max_edges.max(1))
-                    .min(1000) as u16,
-            }
-            .encode(&mut buf);
-        } else {
-            self.stats.dropped_packets += 1;
-            wire::encode_unknown_sender(&mut buf);
+        self.stats.pings += 1;
+        wire::SupernodePong {
+            nonce,
+            boot_id: self.cfg.boot_id,
+            load_permille: (self.total_edges.saturating_mul(1000) / self.cfg.max_edges.max(1))
+                .min(1000) as u16,
         }
-        self.push(from, buf);
+        .encode(&mut buf);
+        self.send_ctl(session, &buf);
     }
 
-    fn nak(&mut self, from: SocketAddr, reg: &Register, reason: NakReason) {
+    fn nak(&mut self, from: SocketAddr, reg: &Register, reason: NakReason, session: u32) {
         self.stats.rejected_registrations += 1;
         self.events.push_back(SupernodeEvent::RegistrationRefused {
             community: reg.community,
@@ -449,10 +479,18 @@ impl Supernode {
             reason,
         }
         .encode(&mut buf);
-        self.push(from, buf);
+        self.send_ctl(session, &buf);
     }
 
-    fn on_register(&mut self, now: Instant, from: SocketAddr, reg: Register, raw: &[u8]) {
+    /// A registration, sealed in control session `session` whose key it names (checked by the caller).
+    fn on_register(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        reg: Register,
+        raw: &[u8],
+        session: u32,
+    ) {
         // Admission. A name the edge gives must be the community's: the id is derived from it.
         if let Some(n) = &reg.name {
             if CommunityId::from_name(n) != reg.community {
@@ -479,12 +517,12 @@ impl Supernode {
                 }
             }
         };
-        // A refusal never touches an existing registration: registrations are not signed by the edge's
-        // static key, so anyone could send one with another edge's key. Revocation happens in
-        // `set_policy`.
+        // A refusal leaves an existing registration alone (it stays until it expires or a policy reload
+        // revokes it in `set_policy`): a refresh that fails for a passing reason (a full pool) must not cut
+        // an edge off.
         let (introduced_only, by_pattern) = match verdict {
             Ok(v) => v,
-            Err(reason) => return self.nak(from, &reg, reason),
+            Err(reason) => return self.nak(from, &reg, reason, session),
         };
         if by_pattern {
             if let Some(n) = &reg.name {
@@ -506,13 +544,13 @@ impl Supernode {
                 || (!self.communities.contains_key(&reg.community)
                     && self.communities.len() >= self.cfg.max_communities)
             {
-                return self.nak(from, &reg, NakReason::NoCapacity);
+                return self.nak(from, &reg, NakReason::NoCapacity, session);
             }
         }
         let ip = if reg.wants_ip {
             match self.leases.lease(reg.community, reg.public_key) {
                 Some(ip) => Some(ip),
-                None => return self.nak(from, &reg, NakReason::PoolExhausted),
+                None => return self.nak(from, &reg, NakReason::PoolExhausted, session),
             }
         } else {
             reg.static_ip
@@ -521,10 +559,14 @@ impl Supernode {
         let old = community.edges.get(&reg.public_key);
         let is_new = old.is_none();
         let moved = old.is_some_and(|e| e.addr != from || e.local_addrs != reg.local_addrs);
+        let mut old_session = None;
         if let Some(old) = old {
-            if old.addr != from {
+            if old.addr != from
+                && self.by_addr.get(&old.addr) == Some(&(reg.community, reg.public_key))
+            {
                 self.by_addr.remove(&old.addr);
             }
+            old_session = (old.session != session).then_some(old.session);
         } else {
             self.total_edges += 1;
         }
@@ -538,23 +580,20 @@ impl Supernode {
             description: reg.description.clone(),
             last_seen: now,
             counter: reg.counter,
+            session,
         };
         community
             .by_tag
             .insert(reg.public_key.tag(), reg.public_key);
         community.edges.insert(reg.public_key, record);
-        if let Some((c, k)) = self.by_addr.insert(from, (reg.community, reg.public_key)) {
-            if (c, k) != (reg.community, reg.public_key) {
-                // Another edge held this address (a NAT reused the mapping): it has moved or gone.
-                if let Some(other) = self
-                    .communities
-                    .get_mut(&c)
-                    .and_then(|c| c.edges.get_mut(&k))
-                {
-                    other.addr = SocketAddr::from(([0, 0, 0, 0], 0));
-                }
-            }
+        if let Some(s) = self.ctl.sessions.get_mut(&session) {
+            s.community = Some(reg.community);
         }
+        if let Some(old) = old_session {
+            // The edge did a new handshake: its previous session is done.
+            self.ctl.remove(old);
+        }
+        self.bind_addr(reg.community, reg.public_key, from);
         self.stats.registrations += 1;
         self.last_registration = Some(now);
         let mut ack = Vec::new();
@@ -569,7 +608,7 @@ impl Supernode {
             introduced_only,
         }
         .encode(&mut ack);
-        self.push(from, ack);
+        self.send_ctl(session, &ack);
         if is_new || moved {
             self.events.push_back(SupernodeEvent::EdgeRegistered {
                 community: reg.community,
@@ -593,6 +632,23 @@ impl Supernode {
         }
     }
 
+    /// Notes that `from` is where the edge `key` of `community` now is (only ever on an authentic packet of
+    /// its session).
+    fn bind_addr(&mut self, community: CommunityId, key: PublicKey, from: SocketAddr) {
+        if let Some((c, k)) = self.by_addr.insert(from, (community, key)) {
+            if (c, k) != (community, key) {
+                // Another edge held this address (a NAT reused the mapping): it has moved or gone.
+                if let Some(other) = self
+                    .communities
+                    .get_mut(&c)
+                    .and_then(|c| c.edges.get_mut(&k))
+                {
+                    other.addr = SocketAddr::from(([0, 0, 0, 0], 0));
+                }
+            }
+        }
+    }
+
     /// Sends `key` peer info about every other edge of its community; when `mutual`, also tells every other
     /// edge about `key`.
     fn introduce_all(&mut self, community: CommunityId, key: PublicKey, mutual: bool) {
@@ -607,20 +663,21 @@ impl Supernode {
             if other.key == key || other.addr.port() == 0 {
                 continue;
             }
-            out.push((me.addr, peer_info(other, mutual)));
+            out.push((me.session, peer_info(other, mutual)));
             if mutual {
-                out.push((other.addr, peer_info(me, true)));
+                out.push((other.session, peer_info(me, true)));
             }
         }
         // Edges registered with other supernodes of the federation (they hear of this one from there).
         for mut info in self.remote_edges(community, key) {
             info.punch = mutual;
-            out.push((me.addr, info));
+            out.push((me.session, info));
         }
-        for (dest, info) in out {
-            let mut buf = Vec::new();
+        let mut buf = Vec::new();
+        for (session, info) in out {
+            buf.clear();
             info.encode(&mut buf);
-            self.push(dest, buf);
+            self.send_ctl(session, &buf);
         }
     }
 
@@ -638,12 +695,15 @@ impl Supernode {
             }
             return;
         };
-        let msgs = [(a.addr, peer_info(b, true)), (b.addr, peer_info(a, true))];
+        let msgs = [
+            (a.session, peer_info(b, true)),
+            (b.session, peer_info(a, true)),
+        ];
         self.stats.punches += 1;
-        for (dest, info) in msgs {
+        for (session, info) in msgs {
             let mut buf = Vec::new();
             info.encode(&mut buf);
-            self.push(dest, buf);
+            self.send_ctl(session, &buf);
         }
     }
 
@@ -712,6 +772,7 @@ impl Supernode {
         self.communities.retain(|_, c| !c.edges.is_empty());
         let communities = &self.communities;
         self.names.retain(|id, _| communities.contains_key(id));
+        self.expire_sessions(now);
         self.federation_timers(now);
     }
 }

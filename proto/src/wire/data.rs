@@ -16,6 +16,9 @@ pub enum DataKind {
     Probe = 2,
     /// The echo of a probe.
     ProbeReply = 3,
+    /// Edge and supernode only: a control message (registration, acknowledgement, peer info, ping...)
+    /// sealed in the control channel; the plaintext is the message's ordinary encoding.
+    Control = 4,
 }
 
 impl DataKind {
@@ -26,6 +29,7 @@ impl DataKind {
             1 => DataKind::Keepalive,
             2 => DataKind::Probe,
             3 => DataKind::ProbeReply,
+            4 => DataKind::Control,
             _ => return None,
         })
     }

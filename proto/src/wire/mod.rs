@@ -16,6 +16,7 @@
 
 mod addr;
 mod codec;
+mod control;
 mod data;
 mod federation;
 mod handshake;
@@ -27,6 +28,7 @@ mod relay;
 
 pub use addr::{Ipv4Net, MacAddr};
 pub use codec::truncate_utf8;
+pub use control::{encode_key_query, CtlInit, CtlResp, KeyReply, KEY_QUERY_LEN};
 pub use data::{DataHeader, DataKind};
 pub use federation::{FedMessage, FED_TAG_LEN};
 pub use handshake::{encode_handshake_init, encode_handshake_resp, HandshakeInit, HandshakeResp};
@@ -39,7 +41,7 @@ use crate::keys::{CommunityId, PeerTag};
 use codec::Reader;
 
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Size of the common header.
 pub const HEADER_LEN: usize = 4;
 /// Size of a data packet's header: common header, receiver index, counter. Also the AEAD's associated data.
@@ -56,6 +58,13 @@ pub const NOISE_RESP_LEN: usize = 48;
 pub const HANDSHAKE_INIT_LEN: usize = HEADER_LEN + 4 + NOISE_INIT_LEN;
 /// Whole handshake response datagram.
 pub const HANDSHAKE_RESP_LEN: usize = HEADER_LEN + 4 + 4 + NOISE_RESP_LEN;
+/// Noise IK first message of the control channel with an 8-byte payload: e (32) + encrypted s (32+16) +
+/// encrypted payload (8+16).
+pub const CTL_NOISE_INIT_LEN: usize = 104;
+/// Noise IK second message of the control channel with an empty payload: e (32) + tag (16).
+pub const CTL_NOISE_RESP_LEN: usize = 48;
+/// Length of the MAC on a control channel initiation.
+pub const CTL_MAC_LEN: usize = 16;
 /// Length of the admission proof on a registration.
 pub const ADMISSION_TAG_LEN: usize = 16;
 /// At most this many local addresses are carried in a registration or peer info.
@@ -95,6 +104,14 @@ pub enum MsgType {
     SupernodePing = 0x30,
     /// Supernode to edge: the answer to a ping.
     SupernodePong = 0x31,
+    /// Edge to supernode: Noise IK message 1 of the control channel.
+    CtlInit = 0x40,
+    /// Supernode to edge: Noise IK message 2 of the control channel.
+    CtlResp = 0x41,
+    /// Edge to supernode: which static key do you have? (trust on first use)
+    KeyQuery = 0x42,
+    /// Supernode to edge: my static key.
+    KeyReply = 0x43,
     /// Supernode to supernode: an edge registered with me (authenticated).
     FedEdge = 0x38,
     /// Supernode to supernode: an edge is no longer registered with me (authenticated).
@@ -124,6 +141,10 @@ impl MsgType {
             0x21 => Relayed,
             0x30 => SupernodePing,
             0x31 => SupernodePong,
+            0x40 => CtlInit,
+            0x41 => CtlResp,
+            0x42 => KeyQuery,
+            0x43 => KeyReply,
             0x38 => FedEdge,
             0x39 => FedGone,
             0x3a => FedPunch,
@@ -162,6 +183,14 @@ pub enum Message<'a> {
     HandshakeResp(HandshakeResp<'a>),
     /// A data packet: the header and the sealed payload (ciphertext and tag).
     Data(DataHeader, &'a [u8]),
+    /// See [`CtlInit`].
+    CtlInit(CtlInit<'a>),
+    /// See [`CtlResp`].
+    CtlResp(CtlResp<'a>),
+    /// A key query (see [`encode_key_query`]).
+    KeyQuery,
+    /// See [`KeyReply`].
+    KeyReply(KeyReply),
     /// See [`Register`].
     Register(Register),
     /// See [`RegisterAck`].
@@ -243,6 +272,13 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
             let (h, sealed) = data::read_sealed(&mut r)?;
             Message::Data(h, sealed)
         }
+        MsgType::CtlInit => Message::CtlInit(r.read_all()?),
+        MsgType::CtlResp => Message::CtlResp(r.read_all()?),
+        MsgType::KeyQuery => {
+            control::read_key_query(&mut r)?;
+            Message::KeyQuery
+        }
+        MsgType::KeyReply => Message::KeyReply(r.read_all()?),
         MsgType::Register => Message::Register(r.read_all()?),
         MsgType::RegisterAck => Message::RegisterAck(r.read_all()?),
         MsgType::RegisterNak => Message::RegisterNak(r.read_all()?),
@@ -283,12 +319,14 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_bad_version_type_and_trailing() {
-        assert_eq!(decode(&[2, 1, 0, 0]), Err(DecodeError::Version(2)));
+        // Version 1 is not spoken any more (PROTOCOL.md, "Versions").
+        assert_eq!(decode(&[1, 0x15, 0, 0]), Err(DecodeError::Version(1)));
+        assert_eq!(decode(&[3, 1, 0, 0]), Err(DecodeError::Version(3)));
         assert_eq!(
-            decode(&[1, 0x7f, 0, 0]),
+            decode(&[2, 0x7f, 0, 0]),
             Err(DecodeError::UnknownType(0x7f))
         );
-        assert_eq!(decode(&[1, 0x15, 0, 0, 0]), Err(DecodeError::Trailing));
-        assert_eq!(decode(&[1]), Err(DecodeError::Truncated));
+        assert_eq!(decode(&[2, 0x15, 0, 0, 0]), Err(DecodeError::Trailing));
+        assert_eq!(decode(&[2]), Err(DecodeError::Truncated));
     }
 }

@@ -518,6 +518,7 @@ impl Sim {
             community: CommunityKeys::derive(COMMUNITY, SECRET),
             identity: StaticKeypair::from_private(private),
             supernodes: vec![SN_ADDR],
+            supernode_keys: Default::default(),
             mac: MacAddr([0x02, 0x5e, 0, 0, (n >> 8) as u8, n as u8]),
             address: AddressMode::Static(Ipv4Net {
                 addr: Ipv4Addr::new(10, 77, (n >> 8) as u8, n as u8),

@@ -60,6 +60,7 @@ const FIELD_ORDER: &[&str] = &[
     "dropped_replay",
     "dropped_unknown_session",
     "dropped_not_from_supernode",
+    "dropped_unauthenticated",
     "dropped_no_route",
     "dropped_no_capacity",
     // get_packetstats (supernode)
@@ -69,6 +70,10 @@ const FIELD_ORDER: &[&str] = &[
     "rejected_registrations",
     "dropped_packets",
     "punches",
+    "ctl_handshakes",
+    "ctl_rejected",
+    "unauthenticated",
+    "key_queries",
     // reload
     "reloaded",
     "restart_needed",
@@ -235,8 +240,14 @@ pub(crate) fn edges(result: &Value, role: Option<&str>) -> String {
     list(result, columns, empty)
 }
 
-/// A supernode's state, with the reason when it refused us.
+/// A supernode's state, with the reason when it refused us or presents another key than the pinned one.
 fn c_sn_state(r: &Map<String, Value>) -> String {
+    if let Some(other) = r.get("key_mismatch").and_then(Value::as_str) {
+        return format!(
+            "{} (presents key {other}, not the pinned one: see the log)",
+            text(r.get("state"))
+        );
+    }
     match r.get("refused_explanation").and_then(Value::as_str) {
         Some(why) => format!("{} ({why})", text(r.get("state"))),
         None => text(r.get("state")),
@@ -252,6 +263,7 @@ pub(crate) fn supernodes(result: &Value) -> String {
         RTT,
         LAST_SEEN,
         col("EDGES", true, &["edges"], c_edges),
+        col("KEY", false, &["key"], |r| text(r.get("key"))),
     ];
     list(result, &columns, "no supernodes")
 }

@@ -1,0 +1,207 @@
+//! The edge-to-supernode control channel's handshake: Noise `IK` over X25519, ChaChaPoly and BLAKE2s
+//! (through `snow`, as the edge-to-edge handshake), in which the edge knows the supernode's static key.
+//!
+//! Message 1 proves the edge's static key to the supernode (and is readable only by the holder of the
+//! supernode's private key); message 2 proves the supernode's key to the edge. The session it yields
+//! carries every control message in both directions, sealed, so nothing an on-path host forges or
+//! replays is believed by either side, and what an edge registers (its addresses, its description, its
+//! community) is hidden from the path.
+//!
+//! Message 1 carries the edge's 8-byte timestamp (growing per edge identity) so that a supernode can
+//! ignore a replayed initiation, and a MAC keyed by the supernode's public key that is checked before any
+//! Diffie-Hellman: bytes from a sender that does not know whom it addresses cost the supernode one hash.
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use snow::params::NoiseParams;
+
+use crate::handshake::{HandshakeError, Resolver, TransportKeys};
+use crate::keys::{PublicKey, StaticKeypair};
+use crate::wire::{CtlInit, CTL_MAC_LEN, CTL_NOISE_INIT_LEN, CTL_NOISE_RESP_LEN};
+
+const PATTERN: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
+/// Binds the handshake to this protocol, version and purpose (an edge-to-edge handshake message can
+/// never be taken for a control one, or the reverse).
+const PROLOGUE: &[u8] = b"weft/v2 control channel";
+
+fn builder(seed: [u8; 32], local: &StaticKeypair) -> snow::Builder<'_> {
+    let params: NoiseParams = PATTERN.parse().expect("valid Noise pattern name");
+    snow::Builder::with_resolver(params, Box::new(Resolver { seed }))
+        .local_private_key(&local.private)
+        .expect("32-byte X25519 key")
+        .prologue(PROLOGUE)
+        .expect("prologue set once")
+}
+
+/// The MAC of a control initiation: HMAC-SHA256 keyed by a hash of the supernode's public key, truncated.
+pub fn initiation_mac(supernode: &PublicKey, signed: &[u8]) -> [u8; CTL_MAC_LEN] {
+    let key = Sha256::new()
+        .chain_update(b"weft/v2 control mac")
+        .chain_update(supernode.0)
+        .finalize();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
+    mac.update(signed);
+    let full = mac.finalize().into_bytes();
+    let mut t = [0u8; CTL_MAC_LEN];
+    t.copy_from_slice(&full[..CTL_MAC_LEN]);
+    t
+}
+
+/// Checks the MAC of a whole control initiation datagram in constant time.
+pub fn verify_initiation_mac(supernode: &PublicKey, datagram: &[u8]) -> bool {
+    let n = CtlInit::signed_len();
+    if datagram.len() != n + CTL_MAC_LEN {
+        return false;
+    }
+    let key = Sha256::new()
+        .chain_update(b"weft/v2 control mac")
+        .chain_update(supernode.0)
+        .finalize();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
+    mac.update(&datagram[..n]);
+    mac.verify_truncated_left(&datagram[n..]).is_ok()
+}
+
+/// A control initiation in flight, waiting for the supernode's response.
+pub struct CtlInitiator {
+    state: snow::HandshakeState,
+}
+
+impl CtlInitiator {
+    /// Starts a handshake with the supernode whose key is `supernode`: the state and the Noise message.
+    pub fn start(
+        local: &StaticKeypair,
+        supernode: &PublicKey,
+        timestamp: u64,
+        seed: [u8; 32],
+    ) -> Result<(CtlInitiator, [u8; CTL_NOISE_INIT_LEN]), HandshakeError> {
+        let mut state = builder(seed, local)
+            .remote_public_key(&supernode.0)?
+            .build_initiator()?;
+        let mut msg = [0u8; CTL_NOISE_INIT_LEN];
+        let n = state.write_message(&timestamp.to_be_bytes(), &mut msg)?;
+        debug_assert_eq!(n, CTL_NOISE_INIT_LEN);
+        Ok((CtlInitiator { state }, msg))
+    }
+
+    /// Completes the handshake with the supernode's message: fails unless it holds the pinned key.
+    pub fn finish(mut self, msg: &[u8]) -> Result<TransportKeys, HandshakeError> {
+        let mut payload = [0u8; 16];
+        self.state
+            .read_message(msg, &mut payload)
+            .map_err(|_| HandshakeError::Auth)?;
+        let (i2r, r2i) = self.state.dangerously_get_raw_split();
+        Ok(TransportKeys {
+            send: i2r,
+            recv: r2i,
+        })
+    }
+}
+
+/// What the supernode learns from a valid control initiation.
+pub struct CtlResponded {
+    /// The edge's static key, proven.
+    pub remote: PublicKey,
+    /// The edge's timestamp (to ignore replays).
+    pub timestamp: u64,
+    /// The response to send back.
+    pub msg: [u8; CTL_NOISE_RESP_LEN],
+    /// The session keys.
+    pub keys: TransportKeys,
+}
+
+/// Answers a control initiation (after its MAC was checked).
+pub fn respond(
+    local: &StaticKeypair,
+    msg: &[u8],
+    seed: [u8; 32],
+) -> Result<CtlResponded, HandshakeError> {
+    let mut state = builder(seed, local).build_responder()?;
+    let mut payload = [0u8; 32];
+    let n = state
+        .read_message(msg, &mut payload)
+        .map_err(|_| HandshakeError::Auth)?;
+    if n != 8 {
+        return Err(HandshakeError::Auth);
+    }
+    let timestamp = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
+    let remote = state
+        .get_remote_static()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .map(PublicKey)
+        .ok_or(HandshakeError::Auth)?;
+    let mut out = [0u8; CTL_NOISE_RESP_LEN];
+    let n = state.write_message(&[], &mut out)?;
+    debug_assert_eq!(n, CTL_NOISE_RESP_LEN);
+    let (i2r, r2i) = state.dangerously_get_raw_split();
+    Ok(CtlResponded {
+        remote,
+        timestamp,
+        msg: out,
+        keys: TransportKeys {
+            send: r2i,
+            recv: i2r,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kp(b: u8) -> StaticKeypair {
+        StaticKeypair::from_private([b; 32])
+    }
+
+    #[test]
+    fn handshake_completes_only_with_the_pinned_key() {
+        let (edge, sn, other) = (kp(1), kp(2), kp(3));
+        let (init, m1) = CtlInitiator::start(&edge, &sn.public, 77, [3; 32]).unwrap();
+        let r = respond(&sn, &m1, [4; 32]).unwrap();
+        assert_eq!(r.remote, edge.public);
+        assert_eq!(r.timestamp, 77);
+        let k = init.finish(&r.msg).unwrap();
+        assert_eq!(k.send, r.keys.recv);
+        assert_eq!(k.recv, r.keys.send);
+        // A supernode with another key cannot read the initiation.
+        assert!(respond(&other, &m1, [4; 32]).is_err());
+        // An impostor that answers with its own key is refused by the edge.
+        let (init, _) = CtlInitiator::start(&edge, &sn.public, 78, [5; 32]).unwrap();
+        let (_, m1_for_other) = CtlInitiator::start(&edge, &other.public, 78, [5; 32]).unwrap();
+        let forged = respond(&other, &m1_for_other, [6; 32]).unwrap();
+        assert!(init.finish(&forged.msg).is_err());
+    }
+
+    #[test]
+    fn edge_handshake_messages_are_not_control_ones() {
+        // Same keys, the edge-to-edge pattern: the prologue and pattern differ, so it does not decrypt.
+        let (edge, sn) = (kp(1), kp(2));
+        let (_, m1) =
+            crate::handshake::Initiator::start(&edge, &sn.public, &[0; 32], 1, [3; 32]).unwrap();
+        assert!(respond(&sn, &m1, [4; 32]).is_err());
+    }
+
+    #[test]
+    fn mac_checks_the_whole_initiation() {
+        let (edge, sn, other) = (kp(1), kp(2), kp(3));
+        let (_, noise) = CtlInitiator::start(&edge, &sn.public, 1, [3; 32]).unwrap();
+        let mut m = CtlInit {
+            sender_index: 9,
+            noise: &noise,
+            mac: [0; CTL_MAC_LEN],
+        };
+        let mut signed = Vec::new();
+        m.encode(&mut signed);
+        m.mac = initiation_mac(&sn.public, &signed[..CtlInit::signed_len()]);
+        let mut b = Vec::new();
+        m.encode(&mut b);
+        assert!(verify_initiation_mac(&sn.public, &b));
+        assert!(!verify_initiation_mac(&other.public, &b));
+        for i in 0..b.len() {
+            let mut t = b.clone();
+            t[i] ^= 0x10;
+            assert!(!verify_initiation_mac(&sn.public, &t), "flip at {i}");
+        }
+        assert!(!verify_initiation_mac(&sn.public, &b[..b.len() - 1]));
+    }
+}
