@@ -101,6 +101,11 @@ fn packetstats(s: &Snapshot) -> Value {
         "dropped_not_from_supernode": st.dropped_not_from_supernode,
         "dropped_no_route": st.dropped_no_route,
         "dropped_no_capacity": st.dropped_no_capacity,
+        "dropped_bad_mac": st.dropped_bad_mac,
+        "dropped_handshake_rate": st.dropped_handshake_rate,
+        "dropped_bad_cookie": st.dropped_bad_cookie,
+        "cookie_replies_sent": st.cookie_replies_sent,
+        "cookies_received": st.cookies_received,
     })
 }
 
@@ -216,6 +221,16 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         "weft_handshakes_total",
         &[("outcome", "rejected")],
         st.handshakes_rejected,
+    )
+    .sample(
+        "weft_handshakes_total",
+        &[("outcome", "cookie_sent")],
+        st.cookie_replies_sent,
+    )
+    .sample(
+        "weft_handshakes_total",
+        &[("outcome", "cookie_received")],
+        st.cookies_received,
     );
     m.family(
         "weft_dropped_packets_total",
@@ -230,6 +245,9 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         ("not_from_supernode", st.dropped_not_from_supernode),
         ("no_route", st.dropped_no_route),
         ("no_capacity", st.dropped_no_capacity),
+        ("bad_mac", st.dropped_bad_mac),
+        ("handshake_rate", st.dropped_handshake_rate),
+        ("bad_cookie", st.dropped_bad_cookie),
     ] {
         m.sample("weft_dropped_packets_total", &[("reason", reason)], v);
     }

@@ -80,6 +80,9 @@ pub struct EdgeStats {
     pub dropped_auth: u64,
     pub dropped_replay: u64,
     pub dropped_unknown_session: u64,
+    pub dropped_bad_mac: u64,
+    pub dropped_handshake_rate: u64,
+    pub cookie_replies_sent: u64,
 }
 
 impl EdgeStats {
@@ -90,6 +93,8 @@ impl EdgeStats {
             + self.dropped_auth
             + self.dropped_replay
             + self.dropped_unknown_session
+            + self.dropped_bad_mac
+            + self.dropped_handshake_rate
     }
 }
 
