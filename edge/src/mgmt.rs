@@ -102,6 +102,11 @@ fn packetstats(s: &Snapshot) -> Value {
         "dropped_unauthenticated": st.dropped_unauthenticated,
         "dropped_no_route": st.dropped_no_route,
         "dropped_no_capacity": st.dropped_no_capacity,
+        "dropped_bad_mac": st.dropped_bad_mac,
+        "dropped_handshake_rate": st.dropped_handshake_rate,
+        "dropped_bad_cookie": st.dropped_bad_cookie,
+        "cookie_replies_sent": st.cookie_replies_sent,
+        "cookies_received": st.cookies_received,
     })
 }
 
@@ -217,6 +222,16 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         "weft_handshakes_total",
         &[("outcome", "rejected")],
         st.handshakes_rejected,
+    )
+    .sample(
+        "weft_handshakes_total",
+        &[("outcome", "cookie_sent")],
+        st.cookie_replies_sent,
+    )
+    .sample(
+        "weft_handshakes_total",
+        &[("outcome", "cookie_received")],
+        st.cookies_received,
     );
     m.family(
         "weft_dropped_packets_total",
@@ -232,6 +247,9 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         ("unauthenticated", st.dropped_unauthenticated),
         ("no_route", st.dropped_no_route),
         ("no_capacity", st.dropped_no_capacity),
+        ("bad_mac", st.dropped_bad_mac),
+        ("handshake_rate", st.dropped_handshake_rate),
+        ("bad_cookie", st.dropped_bad_cookie),
     ] {
         m.sample("weft_dropped_packets_total", &[("reason", reason)], v);
     }

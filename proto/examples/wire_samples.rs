@@ -34,10 +34,20 @@ fn main() -> std::io::Result<()> {
         samples.push((name, b));
     };
     put("handshake_init", &|b| {
-        wire::encode_handshake_init(1, &[0x11; NOISE_INIT_LEN], b)
+        wire::encode_handshake_init(1, &[0x11; NOISE_INIT_LEN], b, |_| [0x33; 16], |_| [0; 16]);
     });
     put("handshake_resp", &|b| {
-        wire::encode_handshake_resp(2, 1, &[0x22; NOISE_RESP_LEN], b)
+        wire::encode_handshake_resp(2, 1, &[0x22; NOISE_RESP_LEN], b, |_| [0x44; 16])
+    });
+    put("cookie_reply", &|b| {
+        wire::encode_cookie_reply(
+            &wire::CookieReply {
+                receiver_index: 1,
+                nonce: [0x55; wire::COOKIE_NONCE_LEN],
+                sealed: [0x66; wire::SEALED_COOKIE_LEN],
+            },
+            b,
+        )
     });
     put("data", &|b| {
         let mut h = [0u8; DATA_HEADER_LEN];
@@ -130,11 +140,11 @@ fn main() -> std::io::Result<()> {
     });
     put("relay", &|b| {
         wire::encode_relay_header(MsgType::Relay, PeerTag([9; 8]), b);
-        wire::encode_handshake_init(1, &[0x11; NOISE_INIT_LEN], b);
+        wire::encode_handshake_init(1, &[0x11; NOISE_INIT_LEN], b, |_| [0x33; 16], |_| [0; 16]);
     });
     put("relayed", &|b| {
         wire::encode_relay_header(MsgType::Relayed, PeerTag([9; 8]), b);
-        wire::encode_handshake_resp(2, 1, &[0x22; NOISE_RESP_LEN], b);
+        wire::encode_handshake_resp(2, 1, &[0x22; NOISE_RESP_LEN], b, |_| [0x44; 16]);
     });
     put("fed_gone", &|b| {
         FedMessage::Gone {

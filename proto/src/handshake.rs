@@ -19,8 +19,9 @@ use snow::params::NoiseParams;
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 
-use crate::keys::{PublicKey, StaticKeypair};
-use crate::wire::{NOISE_INIT_LEN, NOISE_RESP_LEN};
+use crate::handshake_mac::{MacKeys, ReceivedCookie};
+use crate::keys::{CommunityKeys, PublicKey, StaticKeypair};
+use crate::wire::{self, MAC_LEN, NOISE_INIT_LEN, NOISE_RESP_LEN};
 
 const PATTERN: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
 /// The prologue binds the handshake to this protocol and version.
@@ -122,6 +123,32 @@ impl Initiator {
             recv: r2i,
         })
     }
+}
+
+/// Builds a whole initiation datagram from `local` to `remote` in `community` into `out`, with MAC1 and,
+/// given a cookie, MAC2 (as of `now`): what an edge sends, for tests and tools that play an edge.
+/// Returns the initiator state and MAC1 (a cookie reply is sealed with it).
+#[allow(clippy::too_many_arguments)]
+pub fn initiation(
+    community: &CommunityKeys,
+    local: &StaticKeypair,
+    remote: &PublicKey,
+    sender_index: u32,
+    timestamp: u64,
+    seed: [u8; 32],
+    cookie: Option<(&ReceivedCookie, std::time::Instant)>,
+    out: &mut Vec<u8>,
+) -> Result<(Initiator, [u8; MAC_LEN]), HandshakeError> {
+    let (init, noise) = Initiator::start(local, remote, &community.edge_psk, timestamp, seed)?;
+    let keys = MacKeys::of(community);
+    let mac1 = wire::encode_handshake_init(
+        sender_index,
+        &noise,
+        out,
+        |m| keys.mac1(remote, m),
+        |m| cookie.map_or([0; MAC_LEN], |(c, now)| c.mac2(m, now)),
+    );
+    Ok((init, mac1))
 }
 
 /// What a responder learns from a valid initiation.

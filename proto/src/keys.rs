@@ -149,6 +149,9 @@ pub struct CommunityKeys {
     pub admission: AdmissionKey,
     /// Mixed into edge-to-edge handshakes; never leaves the edge.
     pub(crate) edge_psk: [u8; 32],
+    /// Keys the MAC1 of every handshake message and the cookie replies (`crate::handshake_mac`), so that
+    /// an edge drops a stranger's handshake before any Diffie-Hellman; never leaves the edge.
+    pub(crate) handshake_mac: [u8; 32],
 }
 
 impl CommunityKeys {
@@ -161,11 +164,15 @@ impl CommunityKeys {
             .expect("32 bytes is a valid HKDF output length");
         hk.expand_multi_info(&[b"edge-psk\0", name.as_bytes()], &mut edge_psk)
             .expect("32 bytes is a valid HKDF output length");
+        let mut handshake_mac = [0u8; 32];
+        hk.expand_multi_info(&[b"handshake-mac\0", name.as_bytes()], &mut handshake_mac)
+            .expect("32 bytes is a valid HKDF output length");
         CommunityKeys {
             name: name.to_string(),
             id: CommunityId::from_name(name),
             admission: AdmissionKey(admission),
             edge_psk,
+            handshake_mac,
         }
     }
 }

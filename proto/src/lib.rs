@@ -1,6 +1,7 @@
 //! The Weft protocol core, sans-IO.
 //!
-//! Wire format ([`wire`]), keys ([`keys`]), the Noise handshake ([`handshake`]), transport sessions with a
+//! Wire format ([`wire`]), keys ([`keys`]), the Noise handshake ([`handshake`]) and
+//! its MACs and cookies ([`handshake_mac`]), transport sessions with a
 //! replay window ([`session`], [`replay`]), and the state machines of an edge ([`edge`]) and a supernode
 //! ([`supernode`]). Nothing here opens a socket, reads a clock or spawns a task: the daemons drive these
 //! types with datagrams, frames and the current time, and the simulator in `tests/sim/` drives them with
@@ -11,6 +12,7 @@
 pub mod control;
 pub mod edge;
 pub mod handshake;
+pub mod handshake_mac;
 pub mod keys;
 pub mod queue;
 pub mod replay;

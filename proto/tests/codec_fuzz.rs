@@ -29,8 +29,8 @@ use weft_proto::supernode::{
     AdmissionPolicy, CommunityPolicy, Supernode, SupernodeConfig, SupernodeStats,
 };
 use weft_proto::wire::{
-    self, decode, truncate_utf8, DataHeader, DataKind, HandshakeInit, HandshakeResp, Ipv4Net,
-    MacAddr, Message, MsgType, NakReason, PeerInfo, PeerRevoked, PunchRequest, Register,
+    self, decode, truncate_utf8, CookieReply, DataHeader, DataKind, HandshakeInit, HandshakeResp,
+    Ipv4Net, MacAddr, Message, MsgType, NakReason, PeerInfo, PeerRevoked, PunchRequest, Register,
     RegisterAck, RegisterNak, DATA_HEADER_LEN, MAX_DESCRIPTION_LEN, MAX_LOCAL_ADDRS,
     NOISE_INIT_LEN, NOISE_RESP_LEN,
 };
@@ -41,10 +41,15 @@ use weft_proto::wire::{
 fn encode(m: &Message) -> Vec<u8> {
     let mut out = Vec::new();
     match m {
-        Message::HandshakeInit(h) => wire::encode_handshake_init(h.sender_index, h.noise, &mut out),
-        Message::HandshakeResp(h) => {
-            wire::encode_handshake_resp(h.sender_index, h.receiver_index, h.noise, &mut out)
+        Message::HandshakeInit(h) => {
+            wire::encode_handshake_init(h.sender_index, h.noise, &mut out, |_| h.mac1, |_| h.mac2);
         }
+        Message::HandshakeResp(h) => {
+            wire::encode_handshake_resp(h.sender_index, h.receiver_index, h.noise, &mut out, |_| {
+                h.mac1
+            })
+        }
+        Message::CookieReply(c) => wire::encode_cookie_reply(c, &mut out),
         Message::Data(h, sealed) => {
             let mut hdr = [0u8; DATA_HEADER_LEN];
             h.write(&mut hdr);
@@ -159,8 +164,9 @@ enum Sample {
     Punch(PunchRequest),
     Revoked(PeerRevoked),
     UnknownSender,
-    Init(u32, Vec<u8>),
-    Resp(u32, u32, Vec<u8>),
+    Init(u32, Vec<u8>, [u8; 16], [u8; 16]),
+    Resp(u32, u32, Vec<u8>, [u8; 16]),
+    Cookie(CookieReply),
     Data(DataHeader, Vec<u8>),
     Relay(PeerTag, Vec<u8>),
     Relayed(PeerTag, Vec<u8>),
@@ -176,15 +182,19 @@ impl Sample {
             Sample::Punch(p) => Message::PunchRequest(p.clone()),
             Sample::Revoked(r) => Message::PeerRevoked(r.clone()),
             Sample::UnknownSender => Message::UnknownSender,
-            Sample::Init(i, n) => Message::HandshakeInit(HandshakeInit {
+            Sample::Init(i, n, m1, m2) => Message::HandshakeInit(HandshakeInit {
                 sender_index: *i,
                 noise: n,
+                mac1: *m1,
+                mac2: *m2,
             }),
-            Sample::Resp(s, r, n) => Message::HandshakeResp(HandshakeResp {
+            Sample::Resp(s, r, n, m1) => Message::HandshakeResp(HandshakeResp {
                 sender_index: *s,
                 receiver_index: *r,
                 noise: n,
+                mac1: *m1,
             }),
+            Sample::Cookie(c) => Message::CookieReply(c.clone()),
             Sample::Data(h, sealed) => Message::Data(*h, sealed),
             Sample::Relay(t, inner) => Message::Relay { dest: *t, inner },
             Sample::Relayed(t, inner) => Message::Relayed { src: *t, inner },
@@ -291,10 +301,29 @@ fn sample() -> impl Strategy<Value = Sample> {
             public_key: k,
         })
     });
-    let init =
-        (any::<u32>(), vec(any::<u8>(), NOISE_INIT_LEN)).prop_map(|(i, n)| Sample::Init(i, n));
-    let resp = (any::<u32>(), any::<u32>(), vec(any::<u8>(), NOISE_RESP_LEN))
-        .prop_map(|(s, r, n)| Sample::Resp(s, r, n));
+    let init = (
+        any::<u32>(),
+        vec(any::<u8>(), NOISE_INIT_LEN),
+        any::<[u8; 16]>(),
+        any::<[u8; 16]>(),
+    )
+        .prop_map(|(i, n, m1, m2)| Sample::Init(i, n, m1, m2));
+    let resp = (
+        any::<u32>(),
+        any::<u32>(),
+        vec(any::<u8>(), NOISE_RESP_LEN),
+        any::<[u8; 16]>(),
+    )
+        .prop_map(|(s, r, n, m1)| Sample::Resp(s, r, n, m1));
+    let cookie = (any::<u32>(), any::<[u8; 24]>(), any::<[u8; 32]>()).prop_map(
+        |(receiver_index, nonce, sealed)| {
+            Sample::Cookie(CookieReply {
+                receiver_index,
+                nonce,
+                sealed,
+            })
+        },
+    );
     let data = (
         data_kind(),
         any::<u32>(),
@@ -325,6 +354,7 @@ fn sample() -> impl Strategy<Value = Sample> {
         Just(Sample::UnknownSender),
         init,
         resp,
+        cookie,
         data,
         relay,
         relayed
@@ -416,6 +446,7 @@ proptest! {
         match &s {
             Sample::Init(..) => prop_assert_eq!(bytes.len(), wire::HANDSHAKE_INIT_LEN),
             Sample::Resp(..) => prop_assert_eq!(bytes.len(), wire::HANDSHAKE_RESP_LEN),
+            Sample::Cookie(..) => prop_assert_eq!(bytes.len(), wire::COOKIE_REPLY_LEN),
             _ => {}
         }
         // Fixed-layout messages refuse a trailing byte; variable ones (data, relay) absorb it.
@@ -530,6 +561,9 @@ fn edge_drops(s: &EdgeStats) -> u64 {
         + s.dropped_not_from_supernode
         + s.dropped_unauthenticated
         + s.handshakes_rejected
+        + s.dropped_bad_mac
+        + s.dropped_handshake_rate
+        + s.dropped_bad_cookie
 }
 
 /// Every outcome a supernode counts: each datagram lands in exactly one.

@@ -81,6 +81,9 @@ pub struct EdgeStats {
     pub dropped_replay: u64,
     pub dropped_unknown_session: u64,
     pub dropped_unauthenticated: u64,
+    pub dropped_bad_mac: u64,
+    pub dropped_handshake_rate: u64,
+    pub cookie_replies_sent: u64,
 }
 
 impl EdgeStats {
@@ -91,6 +94,8 @@ impl EdgeStats {
             + self.dropped_auth
             + self.dropped_replay
             + self.dropped_unknown_session
+            + self.dropped_bad_mac
+            + self.dropped_handshake_rate
     }
 }
 

@@ -557,10 +557,11 @@ fn open_body(tb: &Testbed) -> Result<()> {
     first_ping(tb, &e1, ip2, Duration::from_secs(15))?;
     ping_all(&e2, ip1, 3, &[])?;
     wait_paths(tb, &[&e1, &e2], "direct", Duration::from_secs(20))?;
-    // the rogue's handshakes must show up as rejected handshakes or authentication drops
+    // the rogue's handshakes must show up as bad MACs (dropped unanswered), rejected handshakes or
+    // authentication drops
     let auth_refused = |e: &Edge| -> Result<u64> {
         let st = e.info()?.stats;
-        Ok(st.handshakes_rejected + st.dropped_auth)
+        Ok(st.dropped_bad_mac + st.handshakes_rejected + st.dropped_auth)
     };
     let refused0 = auth_refused(&e1)? + auth_refused(&e2)?;
 
@@ -602,7 +603,7 @@ fn open_body(tb: &Testbed) -> Result<()> {
     )
     .with_context(|| format!("rogue's peers: {}", peer_tables(&[&rogue])))?;
     tb.wait_until(
-        "the good edges' handshakes_rejected or dropped_auth to grow",
+        "the good edges' dropped_bad_mac, handshakes_rejected or dropped_auth to grow",
         Duration::from_secs(15),
         POLL,
         || {

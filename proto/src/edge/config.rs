@@ -87,6 +87,9 @@ pub struct Limits {
     pub rekey_after_messages: u64,
     /// No packet is sent on a session after this many.
     pub reject_after_messages: u64,
+    /// Handshake initiations per second (with a valid MAC1) above which the edge is under load: an
+    /// initiation then needs a valid MAC2 (a cookie) to be answered, and each source is rate limited.
+    pub handshake_load: u32,
 }
 
 impl Default for Limits {
@@ -97,6 +100,7 @@ impl Default for Limits {
             max_queued_frames: 32,
             rekey_after_messages: 1 << 60,
             reject_after_messages: u64::MAX - (1 << 13),
+            handshake_load: 200,
         }
     }
 }

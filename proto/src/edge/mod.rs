@@ -29,6 +29,8 @@
 mod config;
 #[cfg(test)]
 mod fake_supernode;
+#[cfg(test)]
+mod mac_tests;
 mod paths;
 mod peer;
 #[cfg(test)]
@@ -52,6 +54,7 @@ pub use peer::{Path, PeerCounters, PeerState};
 pub use status::{EdgeStats, Event, PeerStatus, SupernodeStatus};
 pub use switch::MacTable;
 
+use crate::handshake_mac::{CookieChecker, MacKeys};
 use crate::keys::{PeerTag, PublicKey};
 use crate::queue::PacketQueue;
 use crate::wire::{self, DataKind, Ipv4Net, Message, MsgType, DATA_HEADER_LEN};
@@ -117,6 +120,10 @@ struct Core {
     events: VecDeque<Event>,
     stats: EdgeStats,
     held_inits: VecDeque<HeldInit>,
+    /// The keys of MAC1 and of cookie replies, from the community secret.
+    mac_keys: MacKeys,
+    /// Our handshake load, cookie secret and per-source rate limit.
+    cookies: CookieChecker,
     /// When we last asked the supernodes for every peer because an unintroduced peer knocked.
     last_peer_request: Option<Instant>,
 }
@@ -155,6 +162,8 @@ impl Edge {
                 events: VecDeque::new(),
                 stats: EdgeStats::default(),
                 held_inits: VecDeque::new(),
+                mac_keys: MacKeys::of(&cfg.community),
+                cookies: CookieChecker::new(cfg.limits.handshake_load),
                 last_peer_request: None,
                 cfg,
             },
@@ -182,9 +191,10 @@ impl Edge {
                 };
                 self.on_ctl_data(now, idx, data)
             }
-            MsgType::HandshakeInit | MsgType::HandshakeResp | MsgType::Data => {
-                self.on_edge_packet(now, Path::Direct(from), None, data)
-            }
+            MsgType::HandshakeInit
+            | MsgType::HandshakeResp
+            | MsgType::CookieReply
+            | MsgType::Data => self.on_edge_packet(now, Path::Direct(from), None, data),
             MsgType::Relayed => {
                 if from_supernode.is_none() {
                     self.core.stats.dropped_not_from_supernode += 1;
@@ -294,8 +304,9 @@ impl Edge {
             }
         };
         match msg {
-            Message::HandshakeInit(m) => self.on_handshake_init(path, tag, m, now),
-            Message::HandshakeResp(m) => self.on_handshake_resp(path, m, now),
+            Message::HandshakeInit(m) => self.on_handshake_init(path, tag, m, data, now),
+            Message::HandshakeResp(m) => self.on_handshake_resp(path, m, data, now),
+            Message::CookieReply(m) => self.on_cookie_reply(m, now),
             Message::Data(h, _) => self.on_data(now, path, h, data),
             _ => self.core.stats.dropped_malformed += 1,
         }

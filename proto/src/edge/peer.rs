@@ -13,9 +13,10 @@ use super::paths::Probing;
 use super::timers::After;
 use super::{Core, Edge, Event};
 use crate::handshake::Initiator;
+use crate::handshake_mac::ReceivedCookie;
 use crate::keys::PublicKey;
 use crate::session::Session;
-use crate::wire::{Ipv4Net, MacAddr};
+use crate::wire::{Ipv4Net, MacAddr, MAC_LEN};
 
 /// The path packets to a peer take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,9 @@ pub(crate) struct Pending {
     pub initiator: Option<Initiator>,
     pub local_index: u32,
     pub sent_at: Instant,
+    /// The initiation's MAC1, which a cookie reply to it is sealed with; None once one was accepted (a
+    /// replayed cookie reply is then ignored).
+    pub mac1: Option<[u8; MAC_LEN]>,
 }
 
 /// Counters for one peer.
@@ -81,6 +85,8 @@ pub(crate) struct Peer {
     pub next: Option<Session>,
     pub pending: Option<Pending>,
     pub handshake_attempts: u32,
+    /// The peer's last cookie: our initiations carry MAC2 under it while it is fresh.
+    pub cookie: Option<ReceivedCookie>,
     /// Greatest handshake timestamp accepted from this peer.
     pub last_init_timestamp: u64,
     pub path: Path,
@@ -114,6 +120,7 @@ impl Peer {
             next: None,
             pending: None,
             handshake_attempts: 0,
+            cookie: None,
             last_init_timestamp: 0,
             path: Path::None,
             probing: Probing {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::fake_supernode::{self, FakeSupernode};
 use super::*;
-use crate::handshake::Initiator;
+use crate::handshake;
 use crate::keys::{CommunityKeys, StaticKeypair};
 use crate::wire::{MacAddr, PeerInfo, PeerRevoked, RegisterAck};
 
@@ -76,9 +76,8 @@ fn peer_info(
 
 /// A direct initiation from `from` to `to`, as a revoked edge that knows the secret could send.
 fn init(keys: &CommunityKeys, from: &StaticKeypair, to: &PublicKey, ts: u64) -> Vec<u8> {
-    let (_, msg) = Initiator::start(from, to, &keys.edge_psk, ts, [ts as u8; 32]).unwrap();
     let mut b = Vec::new();
-    wire::encode_handshake_init(99, &msg, &mut b);
+    handshake::initiation(keys, from, to, 99, ts, [ts as u8; 32], None, &mut b).unwrap();
     b
 }
 

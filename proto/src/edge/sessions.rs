@@ -1,6 +1,12 @@
-//! Sessions with peers: Noise handshakes (either role), initiations held until the peer is introduced,
-//! installing a new session, opening data packets on the right session, rekeying (on time and on message
-//! count) and expiring old sessions.
+//! Sessions with peers: Noise handshakes (either role), the MAC1/MAC2 and cookie checks in front of them
+//! (`crate::handshake_mac`), initiations held until the peer is introduced, installing a new session,
+//! opening data packets on the right session, rekeying (on time and on message count) and expiring old
+//! sessions.
+//!
+//! The order of the checks on an initiation is the point: MAC1 first (a stranger's initiation is dropped
+//! silently, before any Diffie-Hellman, any peer lookup or any answer), then the load check (a cookie
+//! reply instead of Diffie-Hellman when loaded), then Noise, and only once Noise proved the initiator's
+//! static key does the peer table see it.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -11,9 +17,10 @@ use super::peer::{Peer, Pending};
 use super::timers::After;
 use super::{Core, Edge, Event, Path};
 use crate::handshake::{self, Initiator};
+use crate::handshake_mac::{Admit, ReceivedCookie, Source};
 use crate::keys::{PeerTag, PublicKey};
 use crate::session::{OpenError, Session};
-use crate::wire::{self, DataHeader, DataKind};
+use crate::wire::{self, DataHeader, DataKind, HandshakeInit, HandshakeResp, MAC_LEN};
 
 /// A handshake initiation from a peer no supernode has introduced yet, held while we wait for the peer
 /// info (or, before the first acknowledgement, to learn whether the community is key-restricted).
@@ -152,17 +159,26 @@ impl Core {
         if let Some(old) = p.pending.take() {
             self.by_index.remove(&old.local_index);
         }
+        let (keys, peer, cookie) = (self.mac_keys.clone(), p.key, p.cookie);
+        let mut mac1 = [0u8; MAC_LEN];
+        self.send_on_path(path, p.key.tag(), |buf| {
+            mac1 = wire::encode_handshake_init(
+                local_index,
+                &msg,
+                buf,
+                |m| keys.mac1(&peer, m),
+                |m| cookie.map_or([0; MAC_LEN], |c| c.mac2(m, now)),
+            );
+        });
         p.pending = Some(Pending {
             initiator: Some(initiator),
             local_index,
             sent_at: now,
+            mac1: Some(mac1),
         });
         p.handshake_attempts += 1;
         p.last_tx = now;
         self.by_index.insert(local_index, p.key);
-        self.send_on_path(path, p.key.tag(), |buf| {
-            wire::encode_handshake_init(local_index, &msg, buf)
-        });
         self.rearm(p);
     }
 
@@ -259,7 +275,8 @@ impl Core {
         key: PublicKey,
         path: Path,
         tag: Option<PeerTag>,
-        msg: &wire::HandshakeInit,
+        sender_index: u32,
+        noise: &[u8],
         now: Instant,
     ) {
         self.held_inits
@@ -272,8 +289,8 @@ impl Core {
             key,
             path,
             tag,
-            sender_index: msg.sender_index,
-            noise: msg.noise.to_vec(),
+            sender_index,
+            noise: noise.to_vec(),
             at: now,
         });
         // The peer info about it may have been lost (nothing would resend it): ask the supernodes we are
@@ -292,11 +309,70 @@ impl Core {
 }
 
 impl Edge {
+    /// An initiation arrived (`raw` is the datagram, without any relay header): MAC1, then the load
+    /// check, then the Noise work in [`Edge::answer_init`].
     pub(super) fn on_handshake_init(
         &mut self,
         path: Path,
         from_tag: Option<PeerTag>,
-        msg: wire::HandshakeInit,
+        msg: HandshakeInit,
+        raw: &[u8],
+        now: Instant,
+    ) {
+        let core = &mut self.core;
+        let me = core.cfg.identity.public;
+        if !core
+            .mac_keys
+            .verify_mac1(&me, HandshakeInit::mac1_input(raw), &msg.mac1)
+        {
+            // Not from a holder of the secret (or not meant for us): no work, no state, no answer.
+            core.stats.dropped_bad_mac += 1;
+            return;
+        }
+        let addr = match path {
+            Path::Direct(a) | Path::Relayed(a) => a,
+            Path::None => return,
+        };
+        let source = Source {
+            addr,
+            tag: from_tag,
+        };
+        let mac2_input = HandshakeInit::mac2_input(raw);
+        match core
+            .cookies
+            .admit(&source, mac2_input, &msg.mac2, now, &mut core.rng)
+        {
+            Admit::Process => {}
+            Admit::RateLimited => {
+                core.stats.dropped_handshake_rate += 1;
+                return;
+            }
+            Admit::Cookie(cookie) => {
+                let mut nonce = [0u8; wire::COOKIE_NONCE_LEN];
+                core.rng.fill_bytes(&mut nonce);
+                let reply = wire::CookieReply {
+                    receiver_index: msg.sender_index,
+                    nonce,
+                    sealed: core.mac_keys.seal_cookie(&cookie, &msg.mac1, &nonce),
+                };
+                // Back the way it came: relayed to the tag the supernode vouched for, or direct.
+                let tag = from_tag.unwrap_or(PeerTag([0; 8]));
+                core.send_on_path(path, tag, |buf| wire::encode_cookie_reply(&reply, buf));
+                core.stats.cookie_replies_sent += 1;
+                return;
+            }
+        }
+        self.answer_init(path, from_tag, msg.sender_index, msg.noise, now);
+    }
+
+    /// The Noise work on an initiation that passed MAC1 and the load check: respond, and only then
+    /// (the initiator's static key proven) look up or add the peer.
+    fn answer_init(
+        &mut self,
+        path: Path,
+        from_tag: Option<PeerTag>,
+        sender_index: u32,
+        noise: &[u8],
         now: Instant,
     ) {
         let core = &mut self.core;
@@ -304,7 +380,7 @@ impl Edge {
         let Ok(r) = handshake::respond(
             &core.cfg.identity,
             &core.cfg.community.edge_psk,
-            msg.noise,
+            noise,
             seed,
         ) else {
             core.stats.handshakes_rejected += 1;
@@ -324,7 +400,7 @@ impl Edge {
             // may handshake, so a revoked edge that knows the secret and our address cannot. The peer
             // info usually arrives first; when the initiation overtakes it, hold the initiation a
             // moment rather than make the peer wait for its retry.
-            core.hold_init(r.remote, path, from_tag, &msg, now);
+            core.hold_init(r.remote, path, from_tag, sender_index, noise, now);
             return;
         }
         let Some(p) = core.ensure_peer(&mut self.peers, r.remote, now) else {
@@ -336,7 +412,7 @@ impl Edge {
             return;
         }
         p.last_init_timestamp = r.timestamp;
-        let session = Session::new(r.keys, local_index, msg.sender_index, false, now);
+        let session = Session::new(r.keys, local_index, sender_index, false, now);
         if let Some(old) = p.next.replace(session) {
             core.by_index.remove(&old.local_index);
         }
@@ -344,8 +420,11 @@ impl Edge {
             p.add_candidate(a);
         }
         core.by_index.insert(local_index, r.remote);
+        let keys = core.mac_keys.clone();
         core.send_on_path(path, r.remote.tag(), |buf| {
-            wire::encode_handshake_resp(local_index, msg.sender_index, &r.msg, buf)
+            wire::encode_handshake_resp(local_index, sender_index, &r.msg, buf, |m| {
+                keys.mac1(&r.remote, m)
+            })
         });
         core.rearm(p);
     }
@@ -367,16 +446,29 @@ impl Edge {
         }
         self.core.held_inits = keep;
         for h in ready {
-            let msg = wire::HandshakeInit {
-                sender_index: h.sender_index,
-                noise: &h.noise,
-            };
-            self.on_handshake_init(h.path, h.tag, msg, now);
+            // Its MAC1 and load checks were passed when it arrived.
+            self.answer_init(h.path, h.tag, h.sender_index, &h.noise, now);
         }
     }
 
-    pub(super) fn on_handshake_resp(&mut self, path: Path, msg: wire::HandshakeResp, now: Instant) {
+    /// A response arrived (`raw` is the datagram, without any relay header): MAC1 first, then it must
+    /// name the handshake we have pending.
+    pub(super) fn on_handshake_resp(
+        &mut self,
+        path: Path,
+        msg: HandshakeResp,
+        raw: &[u8],
+        now: Instant,
+    ) {
         let core = &mut self.core;
+        let me = core.cfg.identity.public;
+        if !core
+            .mac_keys
+            .verify_mac1(&me, HandshakeResp::mac1_input(raw), &msg.mac1)
+        {
+            core.stats.dropped_bad_mac += 1;
+            return;
+        }
         let Some(p) = core
             .by_index
             .get(&msg.receiver_index)
@@ -419,5 +511,38 @@ impl Edge {
         if let Path::Direct(a) = path {
             core.start_probe_to(p, a, now);
         }
+    }
+
+    /// A cookie reply: the peer is loaded and wants MAC2 on our next initiation. Accepted only for the
+    /// initiation we have in flight (it is sealed with that initiation's MAC1), and only once.
+    pub(super) fn on_cookie_reply(&mut self, msg: wire::CookieReply, now: Instant) {
+        let core = &mut self.core;
+        let Some(p) = core
+            .by_index
+            .get(&msg.receiver_index)
+            .and_then(|key| self.peers.get_mut(key))
+        else {
+            core.stats.dropped_bad_cookie += 1;
+            return;
+        };
+        let Some(pending) = p
+            .pending
+            .as_mut()
+            .filter(|x| x.local_index == msg.receiver_index)
+        else {
+            core.stats.dropped_bad_cookie += 1;
+            return;
+        };
+        let Some(cookie) = pending
+            .mac1
+            .and_then(|mac1| core.mac_keys.open_cookie(&msg.sealed, &mac1, &msg.nonce))
+        else {
+            core.stats.dropped_bad_cookie += 1;
+            return;
+        };
+        pending.mac1 = None;
+        p.cookie = Some(ReceivedCookie::new(cookie, now));
+        core.stats.cookies_received += 1;
+        // The retry timer sends the next initiation, now with MAC2, as after any unanswered one.
     }
 }

@@ -111,8 +111,19 @@ pub struct EdgeStats {
     pub handshakes_completed: u64,
     /// Handshake messages that failed authentication.
     pub handshakes_rejected: u64,
+    /// Cookie replies sent instead of answering an initiation (under load).
+    pub cookie_replies_sent: u64,
+    /// Cookie replies received and accepted (our initiations then carry MAC2).
+    pub cookies_received: u64,
     /// Datagrams that did not decode.
     pub dropped_malformed: u64,
+    /// Handshake messages with a wrong MAC1 (sent without the community secret, or to another edge),
+    /// dropped before any work and never answered.
+    pub dropped_bad_mac: u64,
+    /// Handshake initiations dropped under load because their source exceeded its rate.
+    pub dropped_handshake_rate: u64,
+    /// Cookie replies for no initiation of ours in flight, replayed, or that did not open.
+    pub dropped_bad_cookie: u64,
     /// Data packets that failed authentication.
     pub dropped_auth: u64,
     /// Data packets or initiations that were replays.

@@ -31,7 +31,10 @@ pub use codec::truncate_utf8;
 pub use control::{encode_key_query, CtlInit, CtlResp, KeyReply, KEY_QUERY_LEN};
 pub use data::{DataHeader, DataKind};
 pub use federation::{FedMessage, FED_TAG_LEN};
-pub use handshake::{encode_handshake_init, encode_handshake_resp, HandshakeInit, HandshakeResp};
+pub use handshake::{
+    encode_cookie_reply, encode_handshake_init, encode_handshake_resp, CookieReply, HandshakeInit,
+    HandshakeResp, COOKIE_LEN, COOKIE_NONCE_LEN, MAC_LEN, SEALED_COOKIE_LEN,
+};
 pub use peers::{encode_unknown_sender, PeerInfo, PeerRevoked, PunchRequest};
 pub use ping::{encode_supernode_ping, SupernodePong};
 pub use register::{NakReason, Register, RegisterAck, RegisterNak};
@@ -54,10 +57,14 @@ pub const RELAY_HEADER_LEN: usize = HEADER_LEN + 8;
 pub const NOISE_INIT_LEN: usize = 104;
 /// Noise IKpsk2 second message with an empty payload: e (32) + empty encrypted payload (16).
 pub const NOISE_RESP_LEN: usize = 48;
-/// Whole handshake initiation datagram.
-pub const HANDSHAKE_INIT_LEN: usize = HEADER_LEN + 4 + NOISE_INIT_LEN;
-/// Whole handshake response datagram.
-pub const HANDSHAKE_RESP_LEN: usize = HEADER_LEN + 4 + 4 + NOISE_RESP_LEN;
+/// Whole handshake initiation datagram (MAC1 and MAC2 last).
+pub const HANDSHAKE_INIT_LEN: usize = HEADER_LEN + 4 + NOISE_INIT_LEN + 2 * MAC_LEN;
+/// Whole handshake response datagram (MAC1 last).
+pub const HANDSHAKE_RESP_LEN: usize = HEADER_LEN + 4 + 4 + NOISE_RESP_LEN + MAC_LEN;
+/// Whole cookie reply datagram: smaller than the initiation it answers.
+pub const COOKIE_REPLY_LEN: usize = HEADER_LEN + 4 + COOKIE_NONCE_LEN + SEALED_COOKIE_LEN;
+// No amplification: a forged source address gets back fewer bytes than were sent in its name.
+const _: () = assert!(COOKIE_REPLY_LEN < HANDSHAKE_INIT_LEN);
 /// Noise IK first message of the control channel with an 8-byte payload: e (32) + encrypted s (32+16) +
 /// encrypted payload (8+16).
 pub const CTL_NOISE_INIT_LEN: usize = 104;
@@ -82,6 +89,8 @@ pub enum MsgType {
     HandshakeResp = 0x02,
     /// Edge to edge: a sealed transport packet.
     Data = 0x03,
+    /// Edge to edge: a loaded responder's cookie, instead of an answer to an initiation.
+    CookieReply = 0x04,
     /// Edge to supernode: join or refresh.
     Register = 0x10,
     /// Supernode to edge: registration accepted.
@@ -130,6 +139,7 @@ impl MsgType {
             0x01 => HandshakeInit,
             0x02 => HandshakeResp,
             0x03 => Data,
+            0x04 => CookieReply,
             0x10 => Register,
             0x11 => RegisterAck,
             0x12 => RegisterNak,
@@ -181,6 +191,8 @@ pub enum Message<'a> {
     HandshakeInit(HandshakeInit<'a>),
     /// See [`HandshakeResp`].
     HandshakeResp(HandshakeResp<'a>),
+    /// See [`CookieReply`].
+    CookieReply(CookieReply),
     /// A data packet: the header and the sealed payload (ciphertext and tag).
     Data(DataHeader, &'a [u8]),
     /// See [`CtlInit`].
@@ -268,6 +280,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
     Ok(match t {
         MsgType::HandshakeInit => Message::HandshakeInit(r.read_all()?),
         MsgType::HandshakeResp => Message::HandshakeResp(r.read_all()?),
+        MsgType::CookieReply => Message::CookieReply(r.read_all()?),
         MsgType::Data => {
             let (h, sealed) = data::read_sealed(&mut r)?;
             Message::Data(h, sealed)

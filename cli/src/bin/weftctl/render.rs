@@ -63,6 +63,11 @@ const FIELD_ORDER: &[&str] = &[
     "dropped_unauthenticated",
     "dropped_no_route",
     "dropped_no_capacity",
+    "dropped_bad_mac",
+    "dropped_handshake_rate",
+    "dropped_bad_cookie",
+    "cookie_replies_sent",
+    "cookies_received",
     // get_packetstats (supernode)
     "relayed_packets",
     "relayed_bytes",
