@@ -391,6 +391,8 @@ mod tests {
         let s = Settings::from_config(&cfg).unwrap();
         assert_eq!(s.community, "home");
         assert_eq!(s.address, AddressMode::Auto);
+        // The example shows the documented default: a generated key, not a passphrase.
+        assert!(matches!(s.secret, CommunitySecret::Generated(_)));
     }
 
     #[test]
