@@ -14,6 +14,7 @@ mod netaddrs;
 mod pins;
 
 mod settings;
+mod strength;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use weft_daemon::startup::{Daemon, Prepared, Readiness};
 use weft_daemon::{Common, MgmtSettings, StartArgs};
 use weft_proto::edge::{AddressMode as ProtoAddressMode, EdgeConfig, Limits, Timers};
 use weft_proto::keys::{CommunityId, CommunityKeys};
+use weft_proto::secret::{CommunitySecret, GeneratedKey, KdfCost};
 use weft_proto::wire::MacAddr;
 
 use settings::{AddressMode, Settings, SCHEMA};
@@ -71,14 +73,25 @@ enum Command {
         #[command(flatten)]
         which: identity::KeyArgs,
     },
+    /// Print a new community key: 256 random bits as `weftkey1-` and 72 hex digits, for `[community] key`
+    /// (or key_file) on every edge of a community. Not the edge's identity (that is `keygen`): this is
+    /// the secret the community's edges share. Guessing it is hopeless, unlike a passphrase.
+    NewCommunityKey,
     /// Print the admission key of a community, for a supernode's community file.
-    /// The secret is read from WEFT_KEY or from --key-file.
+    /// The secret (a generated key or a passphrase) is read from WEFT_KEY or from --key-file. For a
+    /// passphrase, --kdf-memory and --kdf-passes must match the edges' kdf_memory and kdf_passes.
     AdmissionKey {
         /// The community name.
         community: String,
         /// A file whose first line is the secret.
         #[arg(long)]
         key_file: Option<PathBuf>,
+        /// Argon2id memory in KiB for a passphrase: the edges' [community] kdf_memory.
+        #[arg(long, value_name = "KIB", default_value_t = KdfCost::DEFAULT.memory_kib())]
+        kdf_memory: u32,
+        /// Argon2id passes for a passphrase: the edges' [community] kdf_passes.
+        #[arg(long, value_name = "N", default_value_t = KdfCost::DEFAULT.passes())]
+        kdf_passes: u32,
     },
 }
 
@@ -100,31 +113,56 @@ fn main() -> ExitCode {
         Command::ShowKey { which } => {
             weft_daemon::print_line("weft-edge", which.command("weft-edge", &SCHEMA, None))
         }
+        Command::NewCommunityKey => weft_daemon::print_line("weft-edge", Ok(new_community_key())),
         Command::AdmissionKey {
             community,
             key_file,
+            kdf_memory,
+            kdf_passes,
         } => weft_daemon::print_line(
             "weft-edge",
-            admission_key(&community, key_file.as_deref()).map(|k| format!("{community} {k}")),
+            admission_key(&community, key_file.as_deref(), kdf_memory, kdf_passes)
+                .map(|k| format!("{community} {k}")),
         ),
         Command::Start(args) => weft_daemon::startup::start::<Settings>(args),
     }
 }
 
-fn admission_key(community: &str, key_file: Option<&Path>) -> Result<String> {
-    let secret = match (std::env::var("WEFT_KEY"), key_file) {
-        (_, Some(p)) => std::fs::read_to_string(p)
-            .with_context(|| format!("cannot read {}", p.display()))?
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim_end()
-            .to_string(),
-        (Ok(k), None) => k,
+/// A new generated community key, from the operating system's random source.
+fn new_community_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    GeneratedKey::from_bytes(bytes).to_string()
+}
+
+fn admission_key(
+    community: &str,
+    key_file: Option<&Path>,
+    kdf_memory: u32,
+    kdf_passes: u32,
+) -> Result<String> {
+    let (text, from) = match (std::env::var("WEFT_KEY"), key_file) {
+        (_, Some(p)) => (
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_end()
+                .to_string(),
+            format!("the secret in {}", p.display()),
+        ),
+        (Ok(k), None) => (k, "WEFT_KEY".to_string()),
         (Err(_), None) => anyhow::bail!("give the secret in WEFT_KEY or with --key-file"),
     };
-    anyhow::ensure!(!secret.is_empty(), "the secret is empty");
-    Ok(CommunityKeys::derive(community, secret.as_bytes())
+    let secret = CommunitySecret::parse(&text).with_context(|| from.clone())?;
+    KdfCost::new(kdf_memory, KdfCost::DEFAULT.passes()).context("--kdf-memory")?;
+    let cost = KdfCost::new(kdf_memory, kdf_passes).context("--kdf-passes")?;
+    if let Some(w) = strength::weak_secret_warning(community, &secret) {
+        eprintln!("weft-edge: warning: {w}");
+    }
+    Ok(CommunityKeys::derive(community, &secret, &cost)
         .admission
         .to_string())
 }
@@ -195,12 +233,17 @@ impl Daemon for Settings {
                 )
             })?;
         let local_addrs = netaddrs::local_candidates(&s.advertise, bound.port(), &s.tap_name);
+        if let Some(w) = strength::weak_secret_warning(&s.community, &s.secret) {
+            tracing::warn!("{w}");
+        }
+        // Once per start: Argon2id for a passphrase (kdf_memory, kdf_passes), never per packet.
+        let community = CommunityKeys::derive(&s.community, &s.secret, &s.kdf);
         let timers = Timers {
             register_interval: s.register_interval,
             ..Timers::default()
         };
         let cfg = EdgeConfig {
-            community: CommunityKeys::derive(&s.community, &s.secret),
+            community,
             identity,
             supernodes: supernodes.clone(),
             supernode_keys,
@@ -303,6 +346,14 @@ fn reload(
     };
     differs("community.name", new.community != running.community);
     differs("community.key", new.secret != running.secret);
+    differs(
+        "community.kdf_memory",
+        new.kdf.memory_kib() != running.kdf.memory_kib(),
+    );
+    differs(
+        "community.kdf_passes",
+        new.kdf.passes() != running.kdf.passes(),
+    );
     differs("community.supernode", new.supernodes != running.supernodes);
     differs("tuntap.name", new.tap_name != running.tap_name);
     differs("tuntap.address", new.address != running.address);

@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use weft_config::{Config, ConfigError, Schema};
 use weft_daemon::{Common, MgmtSettings};
 use weft_proto::keys::PublicKey;
+use weft_proto::secret::{CommunitySecret, KdfCost};
 use weft_proto::wire::{Ipv4Net, MacAddr};
 
 /// The UDP port supernodes listen on unless told otherwise (n3n uses 7654; we differ on purpose).
@@ -36,7 +37,10 @@ pub enum AddressMode {
 pub struct Settings {
     pub session: String,
     pub community: String,
-    pub secret: Vec<u8>,
+    /// `key` or `key_file`: a generated key or a passphrase.
+    pub secret: CommunitySecret,
+    /// `kdf_memory` and `kdf_passes`: Argon2id's cost for a passphrase.
+    pub kdf: KdfCost,
     pub supernodes: Vec<SupernodeSpec>,
     pub tap_name: String,
     pub address: AddressMode,
@@ -76,13 +80,12 @@ impl std::str::FromStr for Advertised {
     }
 }
 
-/// Reads the secret: command line / environment / file value of `key`, else `key_file`.
-fn secret(cfg: &Config) -> Result<Vec<u8>, ConfigError> {
+/// Reads the secret: command line / environment / file value of `key`, else `key_file`. A text that
+/// starts like a generated key but is not one is an error naming the option it came from.
+fn secret(cfg: &Config) -> Result<CommunitySecret, ConfigError> {
     if let Some(s) = cfg.get("community", "key") {
-        if s.value.is_empty() {
-            return Err(cfg.invalid("community", "key", "the secret is empty"));
-        }
-        return Ok(s.value.clone().into_bytes());
+        return CommunitySecret::parse(&s.value)
+            .map_err(|e| cfg.invalid("community", "key", e.to_string()));
     }
     if let Some(path) = cfg.parse::<PathBuf>("community", "key_file")? {
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -100,12 +103,27 @@ fn secret(cfg: &Config) -> Result<Vec<u8>, ConfigError> {
                 format!("{} holds no secret", path.display()),
             ));
         }
-        return Ok(line.as_bytes().to_vec());
+        return CommunitySecret::parse(line).map_err(|e| {
+            cfg.invalid(
+                "community",
+                "key_file",
+                format!("the secret in {}: {e}", path.display()),
+            )
+        });
     }
     Err(ConfigError::Missing {
         section: "community".into(),
         option: "key".into(),
     })
+}
+
+/// Argon2id's cost: `kdf_memory` and `kdf_passes`, each refused outside its limits by name.
+fn kdf_cost(cfg: &Config) -> Result<KdfCost, ConfigError> {
+    let memory: u32 = cfg.require("community", "kdf_memory")?;
+    let passes: u32 = cfg.require("community", "kdf_passes")?;
+    KdfCost::new(memory, KdfCost::DEFAULT.passes())
+        .map_err(|e| cfg.invalid("community", "kdf_memory", e.to_string()))?;
+    KdfCost::new(memory, passes).map_err(|e| cfg.invalid("community", "kdf_passes", e.to_string()))
 }
 
 fn default_tap_name(session: &str) -> String {
@@ -129,6 +147,7 @@ impl Settings {
             return Err(cfg.invalid("community", "name", "must be 1 to 64 bytes long"));
         }
         let secret = secret(cfg)?;
+        let kdf = kdf_cost(cfg)?;
         let supernodes: Vec<SupernodeSpec> = cfg.parse_all("community", "supernode")?;
         if supernodes.is_empty() {
             return Err(ConfigError::Missing {
@@ -183,6 +202,7 @@ impl Settings {
         Ok(Settings {
             community,
             secret,
+            kdf,
             supernodes,
             tap_name,
             address,
@@ -294,7 +314,68 @@ mod tests {
         assert_eq!(s.mtu, 1400);
         assert_eq!(s.common.state_dir, PathBuf::from("/var/lib/weft/home"));
         assert!(s.allow_p2p);
-        assert_eq!(s.secret, b"s3cret");
+        assert_eq!(s.secret, CommunitySecret::Passphrase(b"s3cret".to_vec()));
+        assert_eq!(s.kdf, KdfCost::DEFAULT);
+    }
+
+    #[test]
+    fn generated_keys_are_recognised_and_malformed_ones_refused_by_option() {
+        let key = weft_proto::secret::GeneratedKey::from_bytes([9; 32]);
+        let text = MIN.replace("s3cret", &key.to_string());
+        let s = load(&text, &[]).unwrap();
+        assert_eq!(s.secret, CommunitySecret::Generated(key.clone()));
+        // One digit lost in copying: an error naming the file, line and option, not a passphrase.
+        let cut = key.to_string();
+        let e = load(&MIN.replace("s3cret", &cut[..cut.len() - 1]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/weft/home.conf:3") && e.contains("key") && e.contains("generated key"),
+            "{e}"
+        );
+        let e = load(MIN, &["community.key=weftkey1-00"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key") && e.contains("generated key"), "{e}");
+        // The same from key_file, naming key_file.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("home.key");
+        std::fs::write(&file, format!("{}\n", &cut[..cut.len() - 2])).unwrap();
+        let text = format!(
+            "[community]\nname=home\nkey_file={}\nsupernode=sn\n",
+            file.display()
+        );
+        let e = load(&text, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains(":3") && e.contains("key_file") && e.contains("generated key"),
+            "{e}"
+        );
+        std::fs::write(&file, format!("{key}\n")).unwrap();
+        assert_eq!(
+            load(&text, &[]).unwrap().secret,
+            CommunitySecret::Generated(key)
+        );
+    }
+
+    #[test]
+    fn kdf_cost_options_and_their_floor() {
+        let s = load(&format!("{MIN}kdf_memory=16384\nkdf_passes=2\n"), &[]).unwrap();
+        assert_eq!(s.kdf, KdfCost::new(16384, 2).unwrap());
+        let e = load(&format!("{MIN}kdf_memory=4096\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/weft/home.conf:5") && e.contains("kdf_memory") && e.contains("8192"),
+            "{e}"
+        );
+        let e = load(&format!("{MIN}kdf_passes=0\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":5") && e.contains("kdf_passes"), "{e}");
+        let e = load(MIN, &["community.kdf_memory=lots"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kdf_memory"), "{e}");
     }
 
     #[test]
@@ -342,6 +423,8 @@ mod tests {
         let s = Settings::from_config(&cfg).unwrap();
         assert_eq!(s.community, "home");
         assert_eq!(s.address, AddressMode::Auto);
+        // The example shows the documented default: a generated key, not a passphrase.
+        assert!(matches!(s.secret, CommunitySecret::Generated(_)));
     }
 
     #[test]

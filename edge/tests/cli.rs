@@ -1,4 +1,5 @@
-//! The edge's command line as a user meets it: help, configuration errors, the admission-key tool.
+//! The edge's command line as a user meets it: help, configuration errors, the community key and
+//! admission-key tools.
 //! (These also make `cargo test --workspace` build the weft-edge binary the end-to-end tests run.)
 
 use std::process::Command;
@@ -25,6 +26,10 @@ fn help_config_lists_every_option_with_defaults() {
         "name",
         "key",
         "key_file",
+        "kdf_memory",
+        "65536",
+        "kdf_passes",
+        "new-community-key",
         "supernode",
         "[tuntap]",
         "address_mode",
@@ -120,6 +125,103 @@ fn admission_key_depends_on_secret_and_name() {
         .env_remove("WEFT_KEY"));
     assert_eq!(code, 2);
     assert!(err.contains("WEFT_KEY"), "{err}");
+}
+
+fn new_key() -> String {
+    let (code, out, err) = run(edge().arg("new-community-key"));
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_string()
+}
+
+fn admission(secret: &str, extra: &[&str]) -> (i32, String, String) {
+    run(edge()
+        .args(["admission-key", "home"])
+        .args(extra)
+        .env("WEFT_KEY", secret))
+}
+
+#[test]
+fn new_community_keys_are_random_recognised_and_used_as_they_are() {
+    let (a, b) = (new_key(), new_key());
+    assert_ne!(a, b);
+    for k in [&a, &b] {
+        assert!(k.starts_with("weftkey1-") && k.len() == 9 + 72, "{k}");
+    }
+    // A generated key draws no warning, and the Argon2id cost does not change its admission key.
+    let (code, out, err) = admission(&a, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+    let (_, cheap, _) = admission(&a, &["--kdf-memory", "8192", "--kdf-passes", "1"]);
+    assert_eq!(out, cheap);
+    let (_, other, _) = admission(&b, &[]);
+    assert_ne!(out, other);
+}
+
+#[test]
+fn malformed_keys_and_low_costs_are_refused_by_name() {
+    let k = new_key();
+    let cut = &k[..k.len() - 1];
+    let (code, out, err) = admission(cut, &[]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("WEFT_KEY") && err.contains("generated key"),
+        "{err}"
+    );
+    assert!(!err.contains(cut), "the secret is echoed: {err}");
+    let (code, _, err) = admission(
+        "a strong enough passphrase, really",
+        &["--kdf-memory", "4096"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--kdf-memory") && err.contains("8192"),
+        "{err}"
+    );
+    let (code, _, err) = admission("a strong enough passphrase, really", &["--kdf-passes", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--kdf-passes"), "{err}");
+
+    // The daemon refuses the same key by file, line and option, without echoing it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("home.conf");
+    std::fs::write(
+        &path,
+        format!("[community]\nname=home\nsupernode=127.0.0.1:7700\nkey={cut}\n"),
+    )
+    .unwrap();
+    let (code, _, err) = run(edge().arg("start").arg(&path));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("{}:4", path.display()))
+            && err.contains("key")
+            && err.contains("generated key"),
+        "{err}"
+    );
+    assert!(!err.contains(cut), "the secret is echoed: {err}");
+    std::fs::write(
+        &path,
+        "[community]\nname=home\nsupernode=127.0.0.1:7700\nkey=pass\nkdf_passes=99\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(edge().arg("start").arg(&path));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("{}:5", path.display())) && err.contains("kdf_passes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn weak_passphrases_are_warned_about_and_the_cost_counts() {
+    let (code, slow, err) = admission("summer2023", &[]);
+    assert_eq!(code, 0);
+    assert!(
+        err.contains("warning") && err.contains("weak") && err.contains("new-community-key"),
+        "{err}"
+    );
+    let (_, cheap, _) = admission("summer2023", &["--kdf-memory", "8192", "--kdf-passes", "1"]);
+    assert_ne!(slow, cheap, "the Argon2id cost does not change the key");
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn edge_addr(n: u8) -> SocketAddr {
 
 fn config(n: u8) -> EdgeConfig {
     EdgeConfig {
-        community: CommunityKeys::derive("fuzz", b"fuzz secret"),
+        community: CommunityKeys::from_key_material("fuzz", b"fuzz secret"),
         identity: StaticKeypair::from_private([n; 32]),
         supernodes: vec![SN_ADDR],
         supernode_keys: Default::default(),

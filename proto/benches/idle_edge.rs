@@ -95,7 +95,7 @@ struct Mesh {
 
 impl Mesh {
     fn new(peers: usize) -> Mesh {
-        let community = CommunityKeys::derive("bench", b"bench secret");
+        let community = CommunityKeys::from_key_material("bench", b"bench secret");
         let start = Instant::now();
         let nodes: Vec<Edge> = (0..=peers)
             .map(|i| {

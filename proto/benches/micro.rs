@@ -157,7 +157,7 @@ fn bench_codec(c: &mut Criterion) {
     let reg = sample_register();
     let mut reg_bytes = Vec::new();
     reg.encode_unsigned(&mut reg_bytes);
-    let tag = CommunityKeys::derive("bench", b"secret")
+    let tag = CommunityKeys::from_key_material("bench", b"secret")
         .admission
         .tag(&reg_bytes);
     reg_bytes.extend_from_slice(&tag);

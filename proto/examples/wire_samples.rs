@@ -21,7 +21,7 @@ fn main() -> std::io::Result<()> {
     );
     std::fs::create_dir_all(&dir)?;
     let community = CommunityId::from_name("home");
-    let keys = CommunityKeys::derive("home", b"a long shared secret");
+    let keys = CommunityKeys::from_key_material("home", b"a long shared secret");
     let edge = PublicKey([7; 32]);
     let v4: SocketAddr = "203.0.113.7:7777".parse().expect("address");
     let v6: SocketAddr = "[2001:db8::7]:7777".parse().expect("address");

@@ -1,7 +1,9 @@
 //! Keys and identities, and how they are derived from a community's name and secret.
 //!
-//! The trust model in one paragraph: a community is a name plus a secret. From them every edge derives three
-//! independent values with HKDF-SHA256 (distinct labels, so none says anything about another):
+//! The trust model in one paragraph: a community is a name plus a secret. The secret first becomes 32 bytes
+//! of key material ([`crate::secret`]: a generated key as it is, a passphrase through Argon2id). From them
+//! every edge derives three independent values with HKDF-SHA256 (distinct labels, so none says anything
+//! about another):
 //! - the **community id**, 8 bytes on the wire instead of the name; derived from the name alone so that a
 //!   supernode can serve a community it was never told about;
 //! - the **admission key**, which an edge uses to prove to a supernode that it knows the secret; a supernode
@@ -15,10 +17,17 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::secret::{key_material, CommunitySecret, KdfCost};
 use crate::wire::ADMISSION_TAG_LEN;
 
-/// Domain separation for every derivation in protocol version 1.
+/// Domain separation for the derivations that do not involve the community secret (the community id, the
+/// federation key): unchanged since protocol version 1.
 const KDF_SALT: &[u8] = b"weft/v1";
+
+/// Domain separation for the keys derived from a community secret, protocol version 2 (the secret
+/// became key material: a generated key, or Argon2id over a passphrase). Version 1 expanded the secret
+/// itself with salt `weft/v1`; those derivations are gone.
+const SECRET_KDF_SALT: &[u8] = b"weft/v2";
 
 /// The on-wire name of a community.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -155,9 +164,18 @@ pub struct CommunityKeys {
 }
 
 impl CommunityKeys {
-    /// Derives the keys of community `name` with secret `secret`.
-    pub fn derive(name: &str, secret: &[u8]) -> CommunityKeys {
-        let hk = Hkdf::<Sha256>::new(Some(KDF_SALT), secret);
+    /// Derives the keys of community `name` from its configured secret; a passphrase costs one Argon2id run
+    /// at `cost` (so call this once, at start-up).
+    pub fn derive(name: &str, secret: &CommunitySecret, cost: &KdfCost) -> CommunityKeys {
+        Self::from_key_material(name, &key_material(name, secret, cost))
+    }
+
+    /// The HKDF step alone, from key material that is already uniformly random (a generated key, or what
+    /// Argon2id made of a passphrase). A passphrase given here directly would be open to fast offline
+    /// guessing: that is what [`CommunityKeys::derive`] is for. Tests and benchmarks use this with fixed
+    /// bytes.
+    pub fn from_key_material(name: &str, material: &[u8]) -> CommunityKeys {
+        let hk = Hkdf::<Sha256>::new(Some(SECRET_KDF_SALT), material);
         let mut admission = [0u8; 32];
         let mut edge_psk = [0u8; 32];
         hk.expand_multi_info(&[b"admission\0", name.as_bytes()], &mut admission)
@@ -211,11 +229,30 @@ impl StaticKeypair {
 mod tests {
     use super::*;
 
+    use crate::secret::GeneratedKey;
+
+    fn low() -> KdfCost {
+        KdfCost::new(KdfCost::MIN_MEMORY_KIB, 1).unwrap()
+    }
+
+    fn passphrase(p: &str) -> CommunitySecret {
+        CommunitySecret::Passphrase(p.as_bytes().to_vec())
+    }
+
+    /// Version 1's derivation: the secret's bytes straight into HKDF (what made offline guessing cheap).
+    fn plain_hkdf_v1(name: &str, secret: &[u8]) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(b"weft/v1"), secret)
+            .expand_multi_info(&[b"admission\0", name.as_bytes()], &mut k)
+            .unwrap();
+        k
+    }
+
     #[test]
     fn derivations_are_independent_and_stable() {
-        let a = CommunityKeys::derive("home", b"secret");
-        let b = CommunityKeys::derive("home", b"other secret");
-        let c = CommunityKeys::derive("work", b"secret");
+        let a = CommunityKeys::from_key_material("home", b"secret");
+        let b = CommunityKeys::from_key_material("home", b"other secret");
+        let c = CommunityKeys::from_key_material("work", b"secret");
         // The id depends on the name only.
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
@@ -229,9 +266,71 @@ mod tests {
     }
 
     #[test]
+    fn passphrases_and_generated_keys_derive_apart_from_plain_hkdf() {
+        let k = GeneratedKey::from_bytes([0x42; 32]);
+        let text = k.to_string();
+        let generated =
+            CommunityKeys::derive("home", &CommunitySecret::Generated(k.clone()), &low());
+        let same_text = CommunityKeys::derive("home", &passphrase(&text), &low());
+        // A generated key and a passphrase with the same text are different secrets.
+        assert!(generated.admission != same_text.admission);
+        assert_ne!(generated.edge_psk, same_text.edge_psk);
+        // Neither is version 1's plain HKDF of the text (or of the key bytes).
+        for derived in [&generated, &same_text] {
+            assert_ne!(derived.admission.0, plain_hkdf_v1("home", text.as_bytes()));
+            assert_ne!(derived.admission.0, plain_hkdf_v1("home", k.bytes()));
+        }
+        // A generated key is the HKDF input as it is; a passphrase is not.
+        assert!(
+            generated.admission == CommunityKeys::from_key_material("home", k.bytes()).admission
+        );
+        let p = CommunityKeys::derive("home", &passphrase("summer2023"), &low());
+        assert_ne!(p.admission.0, plain_hkdf_v1("home", b"summer2023"));
+        assert!(p.admission != CommunityKeys::from_key_material("home", b"summer2023").admission);
+    }
+
+    #[test]
+    fn version_2_derivations_are_pinned() {
+        // A changed derivation would split every existing network: these values must never move.
+        let p = CommunityKeys::derive("home", &passphrase("summer2023"), &low());
+        assert_eq!(
+            p.admission.to_string(),
+            "4965748cba0c56a4dce0699088f974897ec59c37bc96a32cb4e8411d06a02c79"
+        );
+        let g = CommunitySecret::Generated(GeneratedKey::from_bytes([0x42; 32]));
+        assert_eq!(
+            CommunityKeys::derive("home", &g, &KdfCost::default())
+                .admission
+                .to_string(),
+            "17655bbd486f2c28ede3ee587a78f897ef63fe515898fb72d2aca9500b2ff1a1"
+        );
+    }
+
+    #[test]
+    fn a_wrong_passphrase_or_cost_derives_other_keys() {
+        let right = CommunityKeys::derive("home", &passphrase("summer2023"), &low());
+        let again = CommunityKeys::derive("home", &passphrase("summer2023"), &low());
+        assert!(right.admission == again.admission && right.edge_psk == again.edge_psk);
+        for (secret, cost) in [
+            (passphrase("summer2024"), low()),
+            (passphrase("summer2023 "), low()),
+            (
+                passphrase("summer2023"),
+                KdfCost::new(KdfCost::MIN_MEMORY_KIB, 2).unwrap(),
+            ),
+        ] {
+            let wrong = CommunityKeys::derive("home", &secret, &cost);
+            assert!(wrong.admission != right.admission, "{secret:?} {cost:?}");
+            assert_ne!(wrong.edge_psk, right.edge_psk);
+            let t = right.admission.tag(b"register");
+            assert!(!wrong.admission.verify(b"register", &t));
+        }
+    }
+
+    #[test]
     fn admission_tag_verifies_only_with_the_key() {
-        let k = CommunityKeys::derive("home", b"secret").admission;
-        let other = CommunityKeys::derive("home", b"guess").admission;
+        let k = CommunityKeys::from_key_material("home", b"secret").admission;
+        let other = CommunityKeys::from_key_material("home", b"guess").admission;
         let t = k.tag(b"register bytes");
         assert!(k.verify(b"register bytes", &t));
         assert!(!k.verify(b"register bytez", &t));

@@ -21,7 +21,7 @@ fn sn(n: u8) -> SocketAddr {
 
 fn edge(now: Instant) -> Edge {
     let cfg = EdgeConfig {
-        community: CommunityKeys::derive("choice", b"secret"),
+        community: CommunityKeys::from_key_material("choice", b"secret"),
         identity: StaticKeypair::from_private([7; 32]),
         supernodes: vec![sn(1), sn(2)],
         supernode_keys: Default::default(),

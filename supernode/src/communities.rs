@@ -222,7 +222,9 @@ mod tests {
 
     #[test]
     fn names_keys_comments_and_errors() {
-        let key = CommunityKeys::derive("servers", b"s").admission.to_string();
+        let key = CommunityKeys::from_key_material("servers", b"s")
+            .admission
+            .to_string();
         let text = format!("# comment\nfamily\n\nservers {key}  # with proof\n");
         let p = parse(Path::new("/etc/weft/communities"), &text).unwrap();
         assert!(!p.open);
@@ -244,7 +246,9 @@ mod tests {
 
     #[test]
     fn options_continuations_and_patterns() {
-        let adm = CommunityKeys::derive("home", b"s").admission.to_string();
+        let adm = CommunityKeys::from_key_material("home", b"s")
+            .admission
+            .to_string();
         let (k1, k2, k3) = ("11".repeat(32), "22".repeat(32), "33".repeat(32));
         let text = format!(
             "home key={adm} pool=10.10.0.7/24\n   allow={k1}  # laptop\n\tallow={k2},{k3}\n\

@@ -151,6 +151,7 @@ impl Daemon for Start {
             policy,
             pool_min: s.pool_min,
             pool_max: s.pool_max,
+            lease_time: s.lease_time,
             boot_id: rand::random(),
             wall_clock_us: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -241,6 +242,7 @@ fn reload(
         ("connection.bind", new.bind != running.bind),
         ("supernode.auto_ip_min", new.pool_min != running.pool_min),
         ("supernode.auto_ip_max", new.pool_max != running.pool_max),
+        ("supernode.lease_time", new.lease_time != running.lease_time),
         (
             "daemon.state_dir",
             new.common.state_dir != running.common.state_dir,

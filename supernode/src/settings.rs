@@ -6,6 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use weft_config::{Config, ConfigError, Schema};
 use weft_daemon::{Common, MgmtSettings};
@@ -23,6 +24,8 @@ pub struct Settings {
     pub community_file: Option<PathBuf>,
     pub pool_min: Ipv4Addr,
     pub pool_max: Ipv4Addr,
+    /// How long an address stays leased to an edge that stopped registering.
+    pub lease_time: Duration,
     /// Federation peers (resolved at start) and secret.
     pub peers: Vec<SocketAddr>,
     pub federation: Option<String>,
@@ -40,6 +43,14 @@ impl Settings {
         let pool_max: Ipv4Addr = cfg.require("supernode", "auto_ip_max")?;
         if u32::from(pool_max) < u32::from(pool_min) {
             return Err(cfg.invalid("supernode", "auto_ip_max", "is below auto_ip_min"));
+        }
+        let lease_secs: u64 = cfg.require("supernode", "lease_time")?;
+        if !(600..=31_536_000).contains(&lease_secs) {
+            return Err(cfg.invalid(
+                "supernode",
+                "lease_time",
+                "must be between 600 seconds (10 minutes) and 31536000 (a year)",
+            ));
         }
         let mut peers = Vec::new();
         for name in cfg.parse_all::<String>("supernode", "peer")? {
@@ -63,6 +74,7 @@ impl Settings {
             community_file: cfg.parse("supernode", "community_file")?,
             pool_min,
             pool_max,
+            lease_time: Duration::from_secs(lease_secs),
             common: Common::from_config(cfg)?,
             mgmt: MgmtSettings::from_config(cfg)?,
             session,
@@ -114,6 +126,9 @@ mod tests {
         assert_eq!(s.bind, "0.0.0.0:7700".parse().unwrap());
         assert_eq!(s.community_file, None);
         assert_eq!(s.common.state_dir, PathBuf::from("/var/lib/weft/sn"));
+        assert_eq!(s.lease_time, Duration::from_secs(86400));
+        let s = load("[supernode]\nlease_time=3600\n").unwrap();
+        assert_eq!(s.lease_time, Duration::from_secs(3600));
     }
 
     #[test]
@@ -133,6 +148,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("sn.conf:3") && e.contains("auto_ip_max"), "{e}");
+        let e = load("[supernode]\nlease_time=60\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sn.conf:2") && e.contains("lease_time"), "{e}");
+        let e = load("[supernode]\n\nlease_time=a day\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sn.conf:3") && e.contains("lease_time"), "{e}");
         let e = load("[connection]\nbind=nope\n").unwrap_err().to_string();
         assert!(e.contains("sn.conf:2") && e.contains("bind"), "{e}");
     }

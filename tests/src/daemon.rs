@@ -63,11 +63,18 @@ pub fn locate_bin(name: &str, env_dir: Option<&Path>, exe: &Path) -> Result<Path
 
 /// `WEFT_KEY=<secret> weft-edge admission-key <community>`: the hex key for a community file.
 pub fn admission_key(community: &str, secret: &str) -> Result<String> {
+    admission_key_with(community, secret, &[])
+}
+
+/// The same with more arguments (`--kdf-memory KIB`, `--kdf-passes N` for a passphrase).
+pub fn admission_key_with(community: &str, secret: &str, extra: &[&str]) -> Result<String> {
     let bin = find_bin("weft-edge")?;
     let bin_s = bin.to_string_lossy().into_owned();
+    let mut args = vec!["admission-key", community];
+    args.extend_from_slice(extra);
     let o = crate::cmd::run_with(
         &bin_s,
-        &["admission-key", community],
+        &args,
         None,
         &[("WEFT_KEY", secret)],
         Duration::from_secs(10),

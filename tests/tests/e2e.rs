@@ -435,7 +435,15 @@ fn ipv6_body(tb: &Testbed) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // f. wrong secret
 
+/// The rogue's secret: a passphrase, so its edge derives its keys through Argon2id at the default cost
+/// (64 MiB, 3 passes): the one scenario that runs the default-cost path.
 const ROGUE_KEY: &str = "not-the-secret";
+
+/// The closed community's secret in (1): a passphrase, at the lowest cost allowed, given to the edges
+/// (kdf_memory, kdf_passes) and to `weft-edge admission-key` alike: both sides must derive the same
+/// admission key.
+const PASSPHRASE: &str = "a passphrase for the closed community, tested at the floor cost";
+const LOW_COST: [&str; 2] = ["community.kdf_memory=8192", "community.kdf_passes=1"];
 
 fn rogue_edge(tb: &Testbed, host: &weft_e2e::Host, sn: &Supernode) -> Result<Edge> {
     tb.start_edge(
@@ -446,14 +454,24 @@ fn rogue_edge(tb: &Testbed, host: &weft_e2e::Host, sn: &Supernode) -> Result<Edg
     )
 }
 
-/// (1) closed community: the supernode checks the admission key.
+/// (1) closed community: the supernode checks the admission key. The good edges' secret is a
+/// passphrase with a cost of their own, and the admission key made with that cost admits them.
 #[test]
 fn wrong_secret_closed_community() {
     run_e2e("e2e::wrong_secret_closed_community", BUDGET, closed_body);
 }
 
 fn closed_body(tb: &Testbed) -> Result<()> {
-    let key = weft_e2e::daemon::admission_key(COMMUNITY, SECRET)?;
+    let key = weft_e2e::daemon::admission_key_with(
+        COMMUNITY,
+        PASSPHRASE,
+        &["--kdf-memory", "8192", "--kdf-passes", "1"],
+    )?;
+    let passphrase_edge = |host: &weft_e2e::Host, sn: &Supernode, cidr: &str| {
+        let mut cfg = EdgeConfig::new(COMMUNITY, PASSPHRASE, &sn.addr()).static_ip(cidr);
+        cfg.overrides.extend(LOW_COST.iter().map(|o| o.to_string()));
+        tb.start_edge(host, &cfg)
+    };
     let file = tb.dir().join("communities");
     std::fs::write(&file, format!("# e2e test\n{COMMUNITY} {key}\n"))?;
     let sn_host = tb.add_public_host("sn", false)?;
@@ -468,8 +486,8 @@ fn closed_body(tb: &Testbed) -> Result<()> {
             ..Default::default()
         },
     )?;
-    let e1 = static_edge(tb, &h1, &sn, "10.200.0.1/24")?;
-    let e2 = static_edge(tb, &h2, &sn, "10.200.0.2/24")?;
+    let e1 = passphrase_edge(&h1, &sn, "10.200.0.1/24")?;
+    let e2 = passphrase_edge(&h2, &sn, "10.200.0.2/24")?;
     let rogue = rogue_edge(tb, &hr, &sn)?;
     rogue.wait_ready(tb, Duration::from_secs(10))?;
     e1.wait_registered(tb, Duration::from_secs(15))?;

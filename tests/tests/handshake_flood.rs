@@ -15,6 +15,7 @@ use weft_e2e::{
 };
 use weft_proto::handshake;
 use weft_proto::keys::{CommunityKeys, PublicKey, StaticKeypair};
+use weft_proto::secret::{CommunitySecret, KdfCost};
 use weft_proto::wire::{self, MsgType, HANDSHAKE_INIT_LEN};
 
 const BUDGET: Duration = Duration::from_secs(90);
@@ -99,7 +100,11 @@ fn mesh(tb: &Testbed) -> Result<Mesh> {
 /// Noise initiations with MAC1 under a guessed secret (someone who knows the community's name),
 /// a third under a random community, a third random bytes behind a valid header.
 fn stranger_initiations(target: &PublicKey, n: usize, rng: &mut XorShift) -> Result<Vec<Vec<u8>>> {
-    let guessed = CommunityKeys::derive(COMMUNITY, b"a guess");
+    let guessed = CommunityKeys::derive(
+        COMMUNITY,
+        &CommunitySecret::parse("a guess")?,
+        &KdfCost::default(),
+    );
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let mut private = [0u8; 32];
@@ -114,7 +119,8 @@ fn stranger_initiations(target: &PublicKey, n: usize, rng: &mut XorShift) -> Res
                     .context("building an initiation")?;
             }
             1 => {
-                let other = CommunityKeys::derive(&format!("c{}", rng.next_u64()), &seed);
+                let other =
+                    CommunityKeys::from_key_material(&format!("c{}", rng.next_u64()), &seed);
                 handshake::initiation(&other, &me, target, i as u32, 1, seed, None, &mut b)
                     .context("building an initiation")?;
             }
@@ -275,7 +281,11 @@ fn stranger_body(tb: &Testbed) -> Result<()> {
 
     // The control, which shows the capture works: the same socket, an identity of its own, and the
     // community secret (an insider) does get an answer.
-    let insider = CommunityKeys::derive(COMMUNITY, SECRET.as_bytes());
+    let insider = CommunityKeys::derive(
+        COMMUNITY,
+        &CommunitySecret::parse(SECRET)?,
+        &KdfCost::default(),
+    );
     let mut private = [0u8; 32];
     rng.fill(&mut private);
     let mut b = Vec::new();

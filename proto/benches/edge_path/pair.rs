@@ -52,7 +52,7 @@ fn ethernet(dst: MacAddr, src: MacAddr, len: usize) -> Vec<u8> {
 fn config(n: u8) -> EdgeConfig {
     let addr = edge_addr(n);
     EdgeConfig {
-        community: CommunityKeys::derive("bench", b"bench secret"),
+        community: CommunityKeys::from_key_material("bench", b"bench secret"),
         identity: StaticKeypair::from_private([n; 32]),
         supernodes: vec![SN_ADDR],
         supernode_keys: Default::default(),

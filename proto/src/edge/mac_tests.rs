@@ -110,8 +110,8 @@ fn initiation_from(a: &mut Edge) -> Vec<u8> {
 
 #[test]
 fn stranger_handshakes_are_dropped_unanswered() {
-    let keys = CommunityKeys::derive("home", b"secret");
-    let guess = CommunityKeys::derive("home", b"guess");
+    let keys = CommunityKeys::from_key_material("home", b"secret");
+    let guess = CommunityKeys::from_key_material("home", b"guess");
     let (b, x) = (
         StaticKeypair::from_private([2; 32]),
         StaticKeypair::from_private([3; 32]),
@@ -150,7 +150,7 @@ fn stranger_handshakes_are_dropped_unanswered() {
 
 #[test]
 fn loaded_edge_answers_with_cookie_and_mac2_completes() {
-    let keys = CommunityKeys::derive("home", b"secret");
+    let keys = CommunityKeys::from_key_material("home", b"secret");
     let (ka, kb) = (
         StaticKeypair::from_private([1; 32]),
         StaticKeypair::from_private([2; 32]),
@@ -201,7 +201,7 @@ fn loaded_edge_answers_with_cookie_and_mac2_completes() {
 
 #[test]
 fn forged_and_replayed_cookie_replies_are_ignored() {
-    let keys = CommunityKeys::derive("home", b"secret");
+    let keys = CommunityKeys::from_key_material("home", b"secret");
     let (ka, kb) = (
         StaticKeypair::from_private([1; 32]),
         StaticKeypair::from_private([2; 32]),
@@ -212,7 +212,12 @@ fn forged_and_replayed_cookie_replies_are_ignored() {
     let (mut a, mut sn_a) = edge(&keys, &ka, 200, t0);
     let (mut b, _sn_b) = edge(&keys, &kb, 0, t0);
     // A loaded edge of another community (another secret) that A's initiation somehow reached.
-    let (mut other, _sn_other) = edge(&CommunityKeys::derive("home", b"other"), &kb, 0, t0);
+    let (mut other, _sn_other) = edge(
+        &CommunityKeys::from_key_material("home", b"other"),
+        &kb,
+        0,
+        t0,
+    );
     introduce(&mut a, &mut sn_a, &keys, &kb, B_ADDR, t0);
     let init = initiation_from(&mut a);
     b.handle_udp(t0, a_addr, &mut init.clone());
@@ -229,8 +234,9 @@ fn forged_and_replayed_cookie_replies_are_ignored() {
     assert_eq!(forged, reply.len() as u64 - 4);
     // Sealed under another community's key: its MAC1 check fails first, so build one by hand.
     let mut theirs = Vec::new();
-    let sealed = crate::handshake_mac::MacKeys::of(&CommunityKeys::derive("home", b"other"))
-        .seal_cookie(&[1; 16], &[0; 16], &[0; 24]);
+    let sealed =
+        crate::handshake_mac::MacKeys::of(&CommunityKeys::from_key_material("home", b"other"))
+            .seal_cookie(&[1; 16], &[0; 16], &[0; 24]);
     let index = match wire::decode(&init) {
         Ok(Message::HandshakeInit(m)) => m.sender_index,
         _ => unreachable!(),
@@ -264,7 +270,7 @@ fn forged_and_replayed_cookie_replies_are_ignored() {
 
 #[test]
 fn edge_out_of_load_answers_without_cookie() {
-    let keys = CommunityKeys::derive("home", b"secret");
+    let keys = CommunityKeys::from_key_material("home", b"secret");
     let (ka, kb) = (
         StaticKeypair::from_private([1; 32]),
         StaticKeypair::from_private([2; 32]),

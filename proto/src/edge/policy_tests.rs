@@ -94,7 +94,7 @@ fn responses(e: &mut Edge, to: SocketAddr) -> usize {
 
 #[test]
 fn restricted_edge_answers_introduced_peers_only() {
-    let keys = CommunityKeys::derive("home", b"secret");
+    let keys = CommunityKeys::from_key_material("home", b"secret");
     let a = StaticKeypair::from_private([1; 32]);
     let b = StaticKeypair::from_private([2; 32]);
     let t0 = Instant::now();
@@ -159,7 +159,7 @@ fn restricted_edge_answers_introduced_peers_only() {
 
 #[test]
 fn before_the_first_ack_initiations_wait() {
-    let keys = CommunityKeys::derive("home", b"secret");
+    let keys = CommunityKeys::from_key_material("home", b"secret");
     let a = StaticKeypair::from_private([1; 32]);
     let b = StaticKeypair::from_private([2; 32]);
     let t0 = Instant::now();

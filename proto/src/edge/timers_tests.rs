@@ -78,7 +78,7 @@ impl Mesh {
     fn new(seed: u64) -> Mesh {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let now = Instant::now();
-        let community = CommunityKeys::derive("timers", b"timers secret");
+        let community = CommunityKeys::from_key_material("timers", b"timers secret");
         let edges = (0..EDGES)
             .map(|i| {
                 let mut private = [0u8; 32];

@@ -50,6 +50,8 @@ pub struct SupernodeConfig {
     pub pool_max: Ipv4Addr,
     /// Prefix length of each community's subnet.
     pub pool_prefix: u8,
+    /// An address lease whose edge has not registered for this long is freed (see the leases module).
+    pub lease_time: Duration,
     /// An edge that has not refreshed its registration for this long is forgotten.
     pub edge_expiry: Duration,
     /// Most edges served at once (all communities).
@@ -79,6 +81,7 @@ impl Default for SupernodeConfig {
             pool_min: Ipv4Addr::new(10, 128, 0, 0),
             pool_max: Ipv4Addr::new(10, 255, 255, 0),
             pool_prefix: 24,
+            lease_time: Duration::from_secs(24 * 3600),
             edge_expiry: Duration::from_secs(65),
             max_edges: 100_000,
             max_communities: 10_000,
@@ -230,9 +233,9 @@ const MAX_OUTPUT_QUEUE: usize = 65536;
 impl Supernode {
     /// A new supernode with persisted `leases` restored.
     pub fn new(cfg: SupernodeConfig, now: Instant, leases: Vec<Lease>) -> Supernode {
-        let mut l = Leases::new(cfg.pool_min, cfg.pool_max, cfg.pool_prefix);
+        let mut l = Leases::new(cfg.pool_min, cfg.pool_max, cfg.pool_prefix, cfg.lease_time);
         l.set_pools(cfg.policy.pools());
-        l.restore(leases);
+        l.restore(leases, cfg.wall_clock_us / 1_000_000);
         Supernode {
             leases: l,
             communities: BTreeMap::new(),
@@ -548,7 +551,13 @@ impl Supernode {
             }
         }
         let ip = if reg.wants_ip {
-            match self.leases.lease(reg.community, reg.public_key) {
+            // Leases outlive restarts, so they count wall-clock seconds.
+            let wall = self.cfg.wall_clock_us
+                + now.saturating_duration_since(self.start).as_micros() as u64;
+            match self
+                .leases
+                .lease(reg.community, reg.public_key, wall / 1_000_000)
+            {
                 Some(ip) => Some(ip),
                 None => return self.nak(from, &reg, NakReason::PoolExhausted, session),
             }

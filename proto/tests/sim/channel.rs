@@ -301,7 +301,7 @@ fn nothing_a_stranger_sends_is_answered_with_more_bytes() {
         counter: 0,
     }
     .write((&mut ctl_for_nobody[..DATA_HEADER_LEN]).try_into().unwrap());
-    let keys = CommunityKeys::derive(COMMUNITY, SECRET);
+    let keys = CommunityKeys::from_key_material(COMMUNITY, SECRET);
     let probes = [
         ("valid control initiation", valid_init),
         ("key query", query),
@@ -326,7 +326,7 @@ fn nothing_a_stranger_sends_is_answered_with_more_bytes() {
 
 #[test]
 fn strangers_cannot_take_addresses_or_list_members_of_a_closed_community() {
-    let keys = CommunityKeys::derive(COMMUNITY, SECRET);
+    let keys = CommunityKeys::from_key_material(COMMUNITY, SECRET);
     let mut policy = AdmissionPolicy::default();
     policy.listed.insert(
         keys.id,
@@ -347,7 +347,7 @@ fn strangers_cannot_take_addresses_or_list_members_of_a_closed_community() {
     sim.run_for(secs(2));
     assert!(sim.edge(a).is_registered());
     // 300 strangers with authentic sessions and a guessed secret ask for addresses and peers.
-    let wrong = CommunityKeys::derive(COMMUNITY, b"summer2023");
+    let wrong = CommunityKeys::from_key_material(COMMUNITY, b"summer2023");
     let mut naks = 0;
     for i in 0..300u32 {
         let me = StaticKeypair::from_private({

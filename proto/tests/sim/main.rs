@@ -493,7 +493,7 @@ fn wrong_secret_is_kept_out() {
         sim.add_edge(Location::Internet(Link::default())),
     ];
     let rogue = sim.add_edge_with(Location::Internet(Link::default()), |c| {
-        c.community = CommunityKeys::derive(COMMUNITY, b"a guess")
+        c.community = CommunityKeys::from_key_material(COMMUNITY, b"a guess")
     });
     // The rogue floods and unicasts to the good MACs all along.
     let mut bad = Vec::new();
@@ -554,7 +554,7 @@ fn wrong_secret_is_kept_out() {
     // Now a supernode that knows the community's admission key refuses the rogue outright.
     let mut sim = Sim::new(9);
     let mut policy = AdmissionPolicy::default();
-    let keys = CommunityKeys::derive(COMMUNITY, SECRET);
+    let keys = CommunityKeys::from_key_material(COMMUNITY, SECRET);
     policy.listed.insert(
         keys.id,
         CommunityPolicy {
@@ -571,7 +571,7 @@ fn wrong_secret_is_kept_out() {
         sim.add_edge(Location::Internet(Link::default())),
     ];
     let rogue = sim.add_edge_with(Location::Internet(Link::default()), |c| {
-        c.community = CommunityKeys::derive(COMMUNITY, b"a guess")
+        c.community = CommunityKeys::from_key_material(COMMUNITY, b"a guess")
     });
     sim.run_for(secs(5));
     let refused = sim.sn_stats().rejected_registrations;

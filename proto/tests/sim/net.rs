@@ -515,7 +515,7 @@ impl Sim {
         self.rng.fill_bytes(&mut private);
         let n = id as u16 + 1;
         EdgeConfig {
-            community: CommunityKeys::derive(COMMUNITY, SECRET),
+            community: CommunityKeys::from_key_material(COMMUNITY, SECRET),
             identity: StaticKeypair::from_private(private),
             supernodes: vec![SN_ADDR],
             supernode_keys: Default::default(),

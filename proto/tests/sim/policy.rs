@@ -21,7 +21,7 @@ fn identity(n: u8) -> StaticKeypair {
 /// A closed policy listing [`COMMUNITY`] with these allowed keys (None: any key).
 fn policy_with(keys: Option<&[PublicKey]>) -> AdmissionPolicy {
     let mut p = AdmissionPolicy::default();
-    let ck = CommunityKeys::derive(COMMUNITY, SECRET);
+    let ck = CommunityKeys::from_key_material(COMMUNITY, SECRET);
     p.listed.insert(
         ck.id,
         CommunityPolicy {
@@ -261,7 +261,7 @@ fn pattern_admission_asks_for_the_name() {
     let a = sim.add_edge(Location::Internet(Link::default()));
     let b = sim.add_edge(Location::Internet(Link::default()));
     let other = sim.add_edge_with(Location::Internet(Link::default()), |c| {
-        c.community = CommunityKeys::derive("elsewhere", SECRET)
+        c.community = CommunityKeys::from_key_material("elsewhere", SECRET)
     });
     let up = sim
         .run_until_cond(secs(10), |s| s.pair_up(a, b))
@@ -289,7 +289,7 @@ fn pattern_admission_asks_for_the_name() {
             "edge{e} logged a refusal"
         );
     }
-    let id = CommunityKeys::derive(COMMUNITY, SECRET).id;
+    let id = CommunityKeys::from_key_material(COMMUNITY, SECRET).id;
     assert_eq!(sim.sn().community_name(&id), Some(COMMUNITY));
     assert!(sim.events_since(other, secs(0)).any(|e| matches!(
         e,
@@ -323,7 +323,7 @@ fn pattern_admission_asks_for_the_name() {
 #[test]
 fn per_community_pool_assigns_and_moves() {
     let mut policy = policy_with(None);
-    let id = CommunityKeys::derive(COMMUNITY, SECRET).id;
+    let id = CommunityKeys::from_key_material(COMMUNITY, SECRET).id;
     policy.listed.get_mut(&id).unwrap().pool = Some("10.99.0.0/24".parse().unwrap());
     let mut sim = Sim::new(34);
     sim.add_supernode(SupernodeConfig {
@@ -377,7 +377,7 @@ fn removed_community_is_cut_off_and_forgeries_change_nothing() {
     // A forged registration of A's key, with a wrong admission proof, from elsewhere.
     let now = sim.instant();
     let forged = weft_proto::wire::Register {
-        community: CommunityKeys::derive(COMMUNITY, SECRET).id,
+        community: CommunityKeys::from_key_material(COMMUNITY, SECRET).id,
         public_key: sim.key(a),
         counter: u64::MAX - 1,
         mac: weft_proto::wire::MacAddr([2, 0, 0, 0, 0, 0x66]),

@@ -16,7 +16,6 @@ use weft_e2e::mgmt::short_key;
 use weft_e2e::{ping, secs, Edge, EdgeConfig, Nat, SupernodeConfig, Testbed};
 
 const COMMUNITY: &str = "demo";
-const SECRET: &str = "demo-secret";
 
 fn usage() {
     println!(
@@ -108,11 +107,19 @@ fn demo(tb: &Testbed, keep: bool) -> Result<()> {
     let sn = tb.start_supernode(&sn_host, &SupernodeConfig::default())?;
     sn.wait_ready(tb, Duration::from_secs(10))?;
 
+    // The community's key, made the way the README says: 256 random bits, so nobody can guess it.
+    let edge_bin = find_bin("weft-edge")?;
+    let secret =
+        weft_e2e::cmd::run_ok_with(&edge_bin.to_string_lossy(), &["new-community-key"], None)?
+            .trim()
+            .to_string();
     println!(
         "3. Starting three weft-edge daemons in community \"{COMMUNITY}\" with address_mode=auto\n   \
-         (the supernode hands out the VPN addresses)."
+         (the supernode hands out the VPN addresses); their shared key comes from\n   \
+         `weft-edge new-community-key`: {}...",
+        &secret[..17]
     );
-    let cfg = EdgeConfig::new(COMMUNITY, SECRET, &sn.addr());
+    let cfg = EdgeConfig::new(COMMUNITY, &secret, &sn.addr());
     let edges: Vec<Edge> = hosts
         .iter()
         .map(|h| tb.start_edge(h, &cfg))
