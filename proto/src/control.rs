@@ -9,15 +9,18 @@
 //!
 //! Message 1 carries the edge's 8-byte timestamp (growing per edge identity) so that a supernode can
 //! ignore a replayed initiation, and a MAC keyed by the supernode's public key that is checked before any
-//! Diffie-Hellman: bytes from a sender that does not know whom it addresses cost the supernode one hash.
+//! Diffie-Hellman: bytes from a sender that does not know whom it addresses cost the supernode one hash;
+//! and, under load, a MAC2 keyed by a cookie (as for edge handshakes, `handshake_mac`), so that a flood
+//! of initiations from spoofed sources costs the supernode no Diffie-Hellman either.
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use std::time::Instant;
+
 use snow::params::NoiseParams;
 
 use crate::handshake::{HandshakeError, Resolver, TransportKeys};
+use crate::handshake_mac::{MacKeys, ReceivedCookie};
 use crate::keys::{PublicKey, StaticKeypair};
-use crate::wire::{CtlInit, CTL_MAC_LEN, CTL_NOISE_INIT_LEN, CTL_NOISE_RESP_LEN};
+use crate::wire::{CtlInit, CTL_MAC_LEN, CTL_NOISE_INIT_LEN, CTL_NOISE_RESP_LEN, MAC_LEN};
 
 const PATTERN: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
 /// Binds the handshake to this protocol, version and purpose (an edge-to-edge handshake message can
@@ -33,33 +36,52 @@ fn builder(seed: [u8; 32], local: &StaticKeypair) -> snow::Builder<'_> {
         .expect("prologue set once")
 }
 
-/// The MAC of a control initiation: HMAC-SHA256 keyed by a hash of the supernode's public key, truncated.
+/// MAC1 of a control initiation whose bytes before it are `signed` (keyed from the supernode's public
+/// key: see [`MacKeys::for_supernode`]).
 pub fn initiation_mac(supernode: &PublicKey, signed: &[u8]) -> [u8; CTL_MAC_LEN] {
-    let key = Sha256::new()
-        .chain_update(b"weft/v2 control mac")
-        .chain_update(supernode.0)
-        .finalize();
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
-    mac.update(signed);
-    let full = mac.finalize().into_bytes();
-    let mut t = [0u8; CTL_MAC_LEN];
-    t.copy_from_slice(&full[..CTL_MAC_LEN]);
-    t
+    MacKeys::for_supernode(supernode).mac1(supernode, signed)
 }
 
-/// Checks the MAC of a whole control initiation datagram in constant time.
+/// Checks MAC1 of a whole control initiation datagram in constant time.
 pub fn verify_initiation_mac(supernode: &PublicKey, datagram: &[u8]) -> bool {
     let n = CtlInit::signed_len();
-    if datagram.len() != n + CTL_MAC_LEN {
+    if datagram.len() != CtlInit::mac2_input_len() + MAC_LEN {
         return false;
     }
-    let key = Sha256::new()
-        .chain_update(b"weft/v2 control mac")
-        .chain_update(supernode.0)
-        .finalize();
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
-    mac.update(&datagram[..n]);
-    mac.verify_truncated_left(&datagram[n..]).is_ok()
+    let mut mac = [0u8; CTL_MAC_LEN];
+    mac.copy_from_slice(&datagram[n..n + CTL_MAC_LEN]);
+    MacKeys::for_supernode(supernode).verify_mac1(supernode, &datagram[..n], &mac)
+}
+
+/// A whole control initiation datagram from `local` to the supernode whose key is `supernode`: the state
+/// to finish it with, the datagram, and its MAC1 (which a cookie reply to it is bound to). With a
+/// `cookie` the supernode sent (under load), MAC2 proves that we receive at our address.
+pub fn initiation(
+    local: &StaticKeypair,
+    supernode: &PublicKey,
+    sender_index: u32,
+    timestamp: u64,
+    seed: [u8; 32],
+    cookie: Option<(&ReceivedCookie, Instant)>,
+) -> Result<(CtlInitiator, Vec<u8>, [u8; CTL_MAC_LEN]), HandshakeError> {
+    let (init, noise) = CtlInitiator::start(local, supernode, timestamp, seed)?;
+    let mut m = CtlInit {
+        sender_index,
+        noise: &noise,
+        mac: [0; CTL_MAC_LEN],
+        mac2: [0; MAC_LEN],
+    };
+    let mut b = Vec::with_capacity(CtlInit::mac2_input_len() + MAC_LEN);
+    m.encode(&mut b);
+    m.mac = initiation_mac(supernode, &b[..CtlInit::signed_len()]);
+    b.clear();
+    m.encode(&mut b);
+    if let Some((c, now)) = cookie {
+        let n = CtlInit::mac2_input_len();
+        let mac2 = c.mac2(&b[..n], now);
+        b[n..].copy_from_slice(&mac2);
+    }
+    Ok((init, b, m.mac))
 }
 
 /// A control initiation in flight, waiting for the supernode's response.
@@ -184,20 +206,12 @@ mod tests {
     #[test]
     fn mac_checks_the_whole_initiation() {
         let (edge, sn, other) = (kp(1), kp(2), kp(3));
-        let (_, noise) = CtlInitiator::start(&edge, &sn.public, 1, [3; 32]).unwrap();
-        let mut m = CtlInit {
-            sender_index: 9,
-            noise: &noise,
-            mac: [0; CTL_MAC_LEN],
-        };
-        let mut signed = Vec::new();
-        m.encode(&mut signed);
-        m.mac = initiation_mac(&sn.public, &signed[..CtlInit::signed_len()]);
-        let mut b = Vec::new();
-        m.encode(&mut b);
+        let (_, b, _) = initiation(&edge, &sn.public, 9, 1, [3; 32], None).unwrap();
+        assert_eq!(b.len(), 144);
         assert!(verify_initiation_mac(&sn.public, &b));
         assert!(!verify_initiation_mac(&other.public, &b));
-        for i in 0..b.len() {
+        // MAC1 covers everything before it; MAC2 (the last 16 bytes) is not its business.
+        for i in 0..CtlInit::mac2_input_len() {
             let mut t = b.clone();
             t[i] ^= 0x10;
             assert!(!verify_initiation_mac(&sn.public, &t), "flip at {i}");

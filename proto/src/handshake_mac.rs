@@ -75,6 +75,17 @@ impl MacKeys {
         MacKeys::new(&community.handshake_mac)
     }
 
+    /// The keys of the control channel with the supernode whose static key is `supernode`: MAC1 and the
+    /// cookie sealing key come from its public key (as WireGuard keys them from the responder's), so any
+    /// edge that knows whom it addresses can compute them, and nobody else.
+    pub fn for_supernode(supernode: &PublicKey) -> MacKeys {
+        let base: [u8; 32] = hmac(b"weft/v2 control channel mac", &[&supernode.0])
+            .finalize()
+            .into_bytes()
+            .into();
+        MacKeys::new(&base)
+    }
+
     /// The keys derived from the community's handshake MAC key.
     fn new(handshake_mac: &[u8; 32]) -> MacKeys {
         let derive = |label: &[u8]| -> [u8; 32] {

@@ -5,13 +5,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use weft_proto::control::{self, CtlInitiator};
+use weft_proto::control;
 use weft_proto::keys::{CommunityId, StaticKeypair};
 use weft_proto::session::Session;
 use weft_proto::supernode::{Supernode, SupernodeConfig};
-use weft_proto::wire::{
-    self, CtlInit, DataKind, MacAddr, Message, NakReason, Register, CTL_MAC_LEN, DATA_HEADER_LEN,
-};
+use weft_proto::wire::{self, DataKind, MacAddr, Message, NakReason, Register, DATA_HEADER_LEN};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -34,17 +32,8 @@ fn register(sn: &mut Supernode, now: Instant, key: u16, counter: u64) -> Option<
     let me = StaticKeypair::from_private(k);
     let from = SocketAddr::from(([198, 51, 100, (key % 250) as u8 + 1], 1000 + key));
     let sn_key = sn.public_key();
-    let (init, noise) = CtlInitiator::start(&me, &sn_key, counter, [key as u8; 32]).unwrap();
-    let mut m = CtlInit {
-        sender_index: 1,
-        noise: &noise,
-        mac: [0; CTL_MAC_LEN],
-    };
-    let mut b = Vec::new();
-    m.encode(&mut b);
-    m.mac = control::initiation_mac(&sn_key, &b[..CtlInit::signed_len()]);
-    b.clear();
-    m.encode(&mut b);
+    let (init, b, _) =
+        control::initiation(&me, &sn_key, 1, counter, [key as u8; 32], None).unwrap();
     let resp = exchange(sn, now, from, &b);
     assert!(
         !resp.is_empty(),
@@ -97,6 +86,8 @@ fn spoofed_registrations_hold_a_subnet_only_for_the_lease_time() {
         pool_min: Ipv4Addr::new(10, 128, 0, 0),
         pool_max: Ipv4Addr::new(10, 128, 0, 0),
         lease_time: HOUR,
+        // 300 handshakes in one instant: no load shedding here (it has its own test).
+        handshake_load: u32::MAX,
         wall_clock_us: 1_800_000_000_000_000,
         ..SupernodeConfig::default()
     };

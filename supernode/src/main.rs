@@ -152,6 +152,7 @@ impl Daemon for Start {
             pool_min: s.pool_min,
             pool_max: s.pool_max,
             lease_time: s.lease_time,
+            handshake_load: s.handshake_load,
             boot_id: rand::random(),
             wall_clock_us: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -243,6 +244,10 @@ fn reload(
         ("supernode.auto_ip_min", new.pool_min != running.pool_min),
         ("supernode.auto_ip_max", new.pool_max != running.pool_max),
         ("supernode.lease_time", new.lease_time != running.lease_time),
+        (
+            "supernode.handshake_load",
+            new.handshake_load != running.handshake_load,
+        ),
         (
             "daemon.state_dir",
             new.common.state_dir != running.common.state_dir,

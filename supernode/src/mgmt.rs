@@ -105,6 +105,8 @@ fn stats_json(st: &SupernodeStats) -> Value {
         "ctl_rejected": st.ctl_rejected,
         "unauthenticated": st.unauthenticated,
         "key_queries": st.key_queries,
+        "ctl_cookies_sent": st.ctl_cookies_sent,
+        "ctl_rate_limited": st.ctl_rate_limited,
     })
 }
 
@@ -164,6 +166,8 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         ("handshake", st.ctl_handshakes),
         ("key_query", st.key_queries),
         ("rejected", st.ctl_rejected),
+        ("cookie_sent", st.ctl_cookies_sent),
+        ("rate_limited", st.ctl_rate_limited),
     ] {
         m.sample("weft_control_channel_total", &[("outcome", outcome)], n);
     }

@@ -26,6 +26,8 @@ pub struct Settings {
     pub pool_max: Ipv4Addr,
     /// How long an address stays leased to an edge that stopped registering.
     pub lease_time: Duration,
+    /// Control handshakes a second above which initiations need a cookie.
+    pub handshake_load: u32,
     /// Federation peers (resolved at start) and secret.
     pub peers: Vec<SocketAddr>,
     pub federation: Option<String>,
@@ -52,6 +54,7 @@ impl Settings {
                 "must be between 600 seconds (10 minutes) and 31536000 (a year)",
             ));
         }
+        let handshake_load: u32 = cfg.require("supernode", "handshake_load")?;
         let mut peers = Vec::new();
         for name in cfg.parse_all::<String>("supernode", "peer")? {
             peers.push(resolve_peer(&name).map_err(|why| cfg.invalid("supernode", "peer", &why))?);
@@ -75,6 +78,7 @@ impl Settings {
             pool_min,
             pool_max,
             lease_time: Duration::from_secs(lease_secs),
+            handshake_load,
             common: Common::from_config(cfg)?,
             mgmt: MgmtSettings::from_config(cfg)?,
             session,
@@ -129,6 +133,14 @@ mod tests {
         assert_eq!(s.lease_time, Duration::from_secs(86400));
         let s = load("[supernode]\nlease_time=3600\n").unwrap();
         assert_eq!(s.lease_time, Duration::from_secs(3600));
+        assert_eq!(s.handshake_load, 200);
+        let s = load("[supernode]\nhandshake_load=50\n").unwrap();
+        assert_eq!(s.handshake_load, 50);
+        let e = load("[supernode]\nhandshake_load=lots\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("handshake_load"), "{e}");
     }
 
     #[test]

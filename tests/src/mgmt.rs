@@ -179,6 +179,8 @@ pub struct SnStats {
     pub ctl_handshakes: u64,
     pub ctl_rejected: u64,
     pub unauthenticated: u64,
+    pub ctl_cookies_sent: u64,
+    pub ctl_rate_limited: u64,
 }
 
 /// One entry of supernode `get_edges`.

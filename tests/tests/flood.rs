@@ -7,7 +7,11 @@ mod attack;
 use anyhow::{ensure, Result};
 use std::net::SocketAddr;
 use std::time::Duration;
-use weft_e2e::{nsnet, run_e2e, SupernodeConfig, Testbed, COMMUNITY, SECRET};
+use weft_e2e::daemon::first_ping;
+use weft_e2e::{
+    nsnet, run_e2e, BackgroundPing, EdgeConfig, Nat, SupernodeConfig, Testbed, COMMUNITY, SECRET,
+};
+use weft_proto::control;
 use weft_proto::keys::{CommunityId, PublicKey, StaticKeypair};
 use weft_proto::wire::{MacAddr, Register, ADMISSION_TAG_LEN};
 
@@ -148,5 +152,95 @@ fn registration_flood(tb: &Testbed) -> Result<()> {
         log.len()
     );
     ensure!(sn.info().is_ok(), "the supernode stopped answering");
+    Ok(())
+}
+
+/// Control initiations a second in the flood, and for how long.
+const FLOOD_RATE: u64 = 5_000;
+const FLOOD_SECS: u64 = 5;
+
+#[test]
+fn control_handshake_flood_does_not_disturb_relayed_traffic() {
+    run_e2e(
+        "flood::control_handshake_flood_does_not_disturb_relayed_traffic",
+        BUDGET,
+        handshake_flood,
+    );
+}
+
+/// Valid control initiations (the supernode's key is public, so MAC1 is right) from 100 spoofed sources
+/// at 5,000 a second while two edges behind symmetric NATs ping each other through the supernode's relay.
+fn handshake_flood(tb: &Testbed) -> Result<()> {
+    let sn_host = tb.add_public_host("sn", false)?;
+    let attacker = tb.add_public_host("attacker", false)?;
+    let sn = tb.start_supernode(&sn_host, &SupernodeConfig::default())?;
+    sn.wait_ready(tb, Duration::from_secs(10))?;
+    let sn_key: PublicKey = sn.info()?.public_key.parse().map_err(anyhow::Error::msg)?;
+    let h1 = tb.add_nat_host("e1", Nat::Symmetric, false)?;
+    let h2 = tb.add_nat_host("e2", Nat::Symmetric, false)?;
+    let e1 = tb.start_edge(
+        &h1,
+        &EdgeConfig::new(COMMUNITY, SECRET, &sn.addr()).static_ip("10.200.0.1/24"),
+    )?;
+    let e2 = tb.start_edge(
+        &h2,
+        &EdgeConfig::new(COMMUNITY, SECRET, &sn.addr()).static_ip("10.200.0.2/24"),
+    )?;
+    e1.wait_registered(tb, Duration::from_secs(15))?;
+    e2.wait_registered(tb, Duration::from_secs(15))?;
+    first_ping(tb, &e1, "10.200.0.2".parse()?, Duration::from_secs(20))?;
+
+    // 2,000 distinct initiations (a real key pair each), sent round robin from 100 forged sources.
+    let inits: Vec<Vec<u8>> = (0..2_000u64)
+        .map(|i| {
+            let me = identity(1_000_000 + i);
+            control::initiation(&me, &sn_key, i as u32, 1 + i, [7; 32], None).map(|(_, d, _)| d)
+        })
+        .collect::<Result<_, _>>()?;
+    let sources: Vec<SocketAddr> = (0..100u16)
+        .map(|i| SocketAddr::from(([203, 0, 113, 150 + (i % 100) as u8], 40_000 + i)))
+        .collect();
+    let socks = attack::spoofed_sockets(&attacker.ns, &sources)?;
+    let target: SocketAddr = sn.addr().parse()?;
+    let before = sn.info()?.stats;
+    let pings = 200;
+    let ping = BackgroundPing::start(&e1.ns, "10.200.0.2", pings, 0.025, 20, &[])?;
+    let t0 = std::time::Instant::now();
+    let mut sent = 0u64;
+    while t0.elapsed() < Duration::from_secs(FLOOD_SECS) {
+        let due = (t0.elapsed().as_secs_f64() * FLOOD_RATE as f64) as u64;
+        while sent < due {
+            let i = sent as usize;
+            let _ = socks[i % socks.len()].send_to(&inits[i % inits.len()], &target.into());
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let p = ping.finish()?;
+    let after = sn.info()?.stats;
+    let handshakes = after.ctl_handshakes - before.ctl_handshakes;
+    let cookies = after.ctl_cookies_sent - before.ctl_cookies_sent;
+    tb.figure(&format!(
+        "{sent} control initiations in {FLOOD_SECS} s from {} spoofed sources: {handshakes} handshakes \
+         done, {cookies} cookies sent, {} rate limited; relayed ping {}",
+        sources.len(),
+        after.ctl_rate_limited - before.ctl_rate_limited,
+        p.summary()
+    ));
+    ensure!(
+        p.received * 100 >= p.transmitted * 99 && p.transmitted >= pings - 1,
+        "relayed ping lost more than 1 % under the flood: {}",
+        p.summary()
+    );
+    let limited = after.ctl_rate_limited - before.ctl_rate_limited;
+    ensure!(
+        (cookies + limited) * 10 > sent * 8,
+        "the supernode shed only {cookies} (cookies) + {limited} (rate limited) of {sent} initiations"
+    );
+    ensure!(
+        handshakes < sent / 10,
+        "the supernode did {handshakes} handshakes for {sent} spoofed initiations"
+    );
+    ensure!(e1.info()?.registered && e2.info()?.registered);
     Ok(())
 }

@@ -183,6 +183,15 @@ impl Edge {
             self.core.stats.dropped_malformed += 1;
             return;
         };
+        if let (MsgType::CookieReply, Some(idx)) = (t, from_supernode) {
+            // From a supernode's address, a cookie reply answers our control handshake (an edge's comes
+            // relayed, inside RELAYED).
+            match wire::decode(data) {
+                Ok(m) => self.on_channel(now, idx, m),
+                Err(_) => self.core.stats.dropped_malformed += 1,
+            }
+            return;
+        }
         match t {
             MsgType::Data if data.get(2) == Some(&(DataKind::Control as u8)) => {
                 let Some(idx) = from_supernode else {

@@ -16,10 +16,11 @@ use rand_chacha::rand_core::RngCore;
 
 use super::{AddressMode, Core, Edge, Event, Path, Timers};
 use crate::control::{self, CtlInitiator};
+use crate::handshake_mac::{MacKeys, ReceivedCookie};
 use crate::keys::PublicKey;
 use crate::session::Session;
 use crate::wire::{
-    self, CtlInit, CtlResp, DataKind, Message, NakReason, Register, CTL_MAC_LEN, DATA_HEADER_LEN,
+    self, CtlResp, DataKind, Message, NakReason, Register, CTL_MAC_LEN, DATA_HEADER_LEN,
 };
 
 /// What the edge knows of one configured supernode.
@@ -57,14 +58,24 @@ pub(super) struct SupernodeLink {
     pub key_mismatch: Option<PublicKey>,
     /// When we last asked for its key.
     key_query: Option<Instant>,
-    /// Our handshake in flight: our index and the Noise state.
-    handshake: Option<(u32, CtlInitiator)>,
+    /// Our handshake in flight.
+    handshake: Option<PendingCtl>,
+    /// The last cookie it sent us (under load), for MAC2 on our next initiations.
+    cookie: Option<ReceivedCookie>,
     /// Handshakes sent since the last one it answered.
     unanswered: u32,
     /// The control session: everything but the handshake goes sealed in it.
     pub session: Option<Session>,
     /// Do a new handshake at the next registration (it said it lost our session).
     rehandshake: bool,
+}
+
+/// A control handshake in flight: our index, the Noise state, and the initiation's MAC1 (a cookie reply is
+/// bound to it).
+pub(super) struct PendingCtl {
+    index: u32,
+    init: CtlInitiator,
+    mac1: [u8; CTL_MAC_LEN],
 }
 
 impl SupernodeLink {
@@ -98,6 +109,7 @@ impl SupernodeLink {
             key_mismatch: None,
             key_query: None,
             handshake: None,
+            cookie: None,
             unanswered: 0,
             session: None,
             rehandshake: false,
@@ -192,25 +204,18 @@ impl Core {
         };
         let stamp = self.stamp(now);
         let seed = self.seed();
-        let Ok((init, noise)) = CtlInitiator::start(&self.cfg.identity, &key, stamp, seed) else {
+        let index = self.rng.next_u32();
+        let cookie = self.supernodes[sn].cookie.as_ref().map(|c| (c, now));
+        let Ok((init, buf, mac1)) =
+            control::initiation(&self.cfg.identity, &key, index, stamp, seed, cookie)
+        else {
             return;
         };
-        let index = self.rng.next_u32();
-        let mut msg = CtlInit {
-            sender_index: index,
-            noise: &noise,
-            mac: [0; CTL_MAC_LEN],
-        };
-        let mut buf = Vec::with_capacity(CtlInit::signed_len() + CTL_MAC_LEN);
-        msg.encode(&mut buf);
-        msg.mac = control::initiation_mac(&key, &buf[..CtlInit::signed_len()]);
-        buf.clear();
-        msg.encode(&mut buf);
         let link = &mut self.supernodes[sn];
         if link.handshake.is_some() {
             link.unanswered += 1;
         }
-        link.handshake = Some((index, init));
+        link.handshake = Some(PendingCtl { index, init, mac1 });
         let (addr, ask_key) = (link.addr, link.unanswered >= 3);
         self.push_transmit(addr, buf);
         if ask_key {
@@ -357,6 +362,7 @@ impl Edge {
     pub(super) fn on_channel(&mut self, now: Instant, sn: usize, msg: Message) {
         match msg {
             Message::CtlResp(r) => self.on_ctl_resp(now, sn, r),
+            Message::CookieReply(r) => self.on_ctl_cookie(now, sn, r),
             Message::KeyReply(r) => self.on_key_reply(now, sn, r.key),
             Message::UnknownSender => {
                 // Unauthenticated, so it only makes us open a new session sooner (at most once a
@@ -380,11 +386,11 @@ impl Edge {
     /// session is open; register in it at once.
     fn on_ctl_resp(&mut self, now: Instant, sn: usize, r: CtlResp) {
         let link = &mut self.core.supernodes[sn];
-        if link.handshake.as_ref().map(|(i, _)| *i) != Some(r.receiver_index) {
+        if link.handshake.as_ref().map(|h| h.index) != Some(r.receiver_index) {
             self.core.stats.dropped_unauthenticated += 1;
             return;
         }
-        let (index, init) = link.handshake.take().expect("checked above");
+        let PendingCtl { index, init, .. } = link.handshake.take().expect("checked above");
         let Ok(keys) = init.finish(r.noise) else {
             self.core.stats.dropped_unauthenticated += 1;
             return;
@@ -394,6 +400,28 @@ impl Edge {
         link.rehandshake = false;
         link.key_mismatch = None;
         self.core.send_register(sn, now);
+    }
+
+    /// The supernode is under load and answered our handshake with a cookie: keep it for MAC2 on the next
+    /// initiation (sent by the retry timer, as WireGuard does, not at once). Only a cookie sealed for the
+    /// initiation in flight, under its key, is taken.
+    fn on_ctl_cookie(&mut self, now: Instant, sn: usize, r: wire::CookieReply) {
+        let link = &mut self.core.supernodes[sn];
+        let (Some(h), Some(key)) = (link.handshake.as_ref(), link.key) else {
+            self.core.stats.dropped_unauthenticated += 1;
+            return;
+        };
+        if h.index != r.receiver_index {
+            self.core.stats.dropped_unauthenticated += 1;
+            return;
+        }
+        match MacKeys::for_supernode(&key).open_cookie(&r.sealed, &h.mac1, &r.nonce) {
+            Some(c) => {
+                link.cookie = Some(ReceivedCookie::new(c, now));
+                self.core.stats.cookies_received += 1;
+            }
+            None => self.core.stats.dropped_unauthenticated += 1,
+        }
     }
 
     /// A key reply: taken as the supernode's key when we have none and asked (trust on first use); with a

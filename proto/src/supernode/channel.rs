@@ -20,10 +20,12 @@ use rand_chacha::rand_core::RngCore;
 
 use super::{Supernode, SupernodeEvent};
 use crate::control;
+use crate::handshake_mac::{Admit, CookieChecker, MacKeys, Source};
 use crate::keys::{CommunityId, PublicKey};
 use crate::session::Session;
 use crate::wire::{
-    self, CtlInit, CtlResp, DataHeader, DataKind, KeyReply, Message, DATA_HEADER_LEN,
+    self, CookieReply, CtlInit, CtlResp, DataHeader, DataKind, KeyReply, Message, COOKIE_NONCE_LEN,
+    DATA_HEADER_LEN,
 };
 
 /// Most sessions that carry no registration yet.
@@ -45,9 +47,10 @@ pub(super) struct CtlSession {
     pub community: Option<CommunityId>,
 }
 
-/// Every control session.
-#[derive(Default)]
+/// Every control session, and the handshake load.
 pub(super) struct Channels {
+    /// Under load, initiations without a cookie's MAC2 get a cookie instead of Diffie-Hellman work.
+    pub cookies: CookieChecker,
     pub sessions: HashMap<u32, CtlSession>,
     /// The newest session of each edge key (its timestamp is the replay bound for the next initiation).
     pub newest: HashMap<PublicKey, u32>,
@@ -56,6 +59,16 @@ pub(super) struct Channels {
 }
 
 impl Channels {
+    /// No sessions yet; under load above `handshake_load` initiations a second.
+    pub fn new(handshake_load: u32) -> Channels {
+        Channels {
+            cookies: CookieChecker::new(handshake_load),
+            sessions: HashMap::new(),
+            newest: HashMap::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
     /// Forgets a session.
     pub fn remove(&mut self, index: u32) {
         if let Some(s) = self.sessions.remove(&index) {
@@ -89,6 +102,42 @@ impl Supernode {
         if !control::verify_initiation_mac(&self.cfg.identity.public, raw) {
             self.stats.ctl_rejected += 1;
             return;
+        }
+        let source = Source {
+            addr: from,
+            tag: None,
+        };
+        let mac2_input = &raw[..CtlInit::mac2_input_len()];
+        match self
+            .ctl
+            .cookies
+            .admit(&source, mac2_input, &m.mac2, now, &mut self.rng)
+        {
+            Admit::Process => {}
+            Admit::Cookie(cookie) => {
+                // Under load: no Diffie-Hellman for a source that has not shown it receives here.
+                let mut nonce = [0u8; COOKIE_NONCE_LEN];
+                self.rng.fill_bytes(&mut nonce);
+                let sealed = MacKeys::for_supernode(&self.cfg.identity.public)
+                    .seal_cookie(&cookie, &m.mac, &nonce);
+                let mut buf = Vec::with_capacity(wire::COOKIE_REPLY_LEN);
+                wire::encode_cookie_reply(
+                    &CookieReply {
+                        receiver_index: m.sender_index,
+                        nonce,
+                        sealed,
+                    },
+                    &mut buf,
+                );
+                debug_assert!(buf.len() < raw.len());
+                self.stats.ctl_cookies_sent += 1;
+                self.push(from, buf);
+                return;
+            }
+            Admit::RateLimited => {
+                self.stats.ctl_rate_limited += 1;
+                return;
+            }
         }
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);

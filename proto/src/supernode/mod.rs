@@ -72,6 +72,9 @@ pub struct SupernodeConfig {
     pub identity: StaticKeypair,
     /// Seeds every random choice (session indices, ephemeral keys).
     pub seed: [u8; 32],
+    /// Above this many control handshakes a second, an initiation must carry a cookie's MAC2 (proof
+    /// that its source receives what we send there) before we do any Diffie-Hellman for it.
+    pub handshake_load: u32,
 }
 
 impl Default for SupernodeConfig {
@@ -91,6 +94,7 @@ impl Default for SupernodeConfig {
             peers: Vec::new(),
             identity: StaticKeypair::from_private([0x5e; 32]),
             seed: [0; 32],
+            handshake_load: 200,
         }
     }
 }
@@ -173,6 +177,10 @@ pub struct SupernodeStats {
     pub unauthenticated: u64,
     /// Key queries answered (edges that trust the supernode's key on first use).
     pub key_queries: u64,
+    /// Control initiations answered with a cookie instead of a handshake (under load).
+    pub ctl_cookies_sent: u64,
+    /// Control initiations dropped under load because their source sent too many.
+    pub ctl_rate_limited: u64,
 }
 
 /// One registered edge as the status API shows it.
@@ -249,7 +257,7 @@ impl Supernode {
             last_registration: None,
             start: now,
             fed: Default::default(),
-            ctl: Default::default(),
+            ctl: channel::Channels::new(cfg.handshake_load),
             rng: ChaCha20Rng::from_seed(cfg.seed),
             cfg,
         }

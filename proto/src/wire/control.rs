@@ -6,7 +6,7 @@
 //! [`super::DataKind::Control`], whose plaintext is the message's ordinary encoding.
 
 use super::codec::{put_header, Codec, Reader};
-use super::{DecodeError, MsgType, CTL_MAC_LEN, CTL_NOISE_INIT_LEN, CTL_NOISE_RESP_LEN};
+use super::{DecodeError, MsgType, CTL_MAC_LEN, CTL_NOISE_INIT_LEN, CTL_NOISE_RESP_LEN, MAC_LEN};
 use crate::keys::PublicKey;
 
 /// Edge to supernode, Noise IK message 1: proves the edge's static key to a supernode whose key it knows.
@@ -19,6 +19,9 @@ pub struct CtlInit<'a> {
     /// Keyed by the supernode's public key over all preceding bytes: checked before any Diffie-Hellman,
     /// so a sender that does not even know whom it talks to costs the supernode one hash.
     pub mac: [u8; CTL_MAC_LEN],
+    /// Keyed by a cookie the supernode sent this address, over all preceding bytes; zeros without one.
+    /// Checked only when the supernode is under load (see `handshake_mac`).
+    pub mac2: [u8; MAC_LEN],
 }
 
 impl CtlInit<'_> {
@@ -31,9 +34,14 @@ impl CtlInit<'_> {
     pub fn signed_len() -> usize {
         super::HEADER_LEN + 4 + CTL_NOISE_INIT_LEN
     }
+
+    /// The bytes MAC2 covers: everything before it (MAC1 included).
+    pub fn mac2_input_len() -> usize {
+        Self::signed_len() + CTL_MAC_LEN
+    }
 }
 
-/// Layout: header, sender index (little-endian), Noise message, MAC.
+/// Layout: header, sender index (little-endian), Noise message, MAC (MAC1), MAC2.
 impl<'a> Codec<'a> for CtlInit<'a> {
     fn encode(&self, out: &mut Vec<u8>) {
         debug_assert_eq!(self.noise.len(), CTL_NOISE_INIT_LEN);
@@ -41,6 +49,7 @@ impl<'a> Codec<'a> for CtlInit<'a> {
         out.extend_from_slice(&self.sender_index.to_le_bytes());
         out.extend_from_slice(self.noise);
         out.extend_from_slice(&self.mac);
+        out.extend_from_slice(&self.mac2);
     }
 
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -48,6 +57,7 @@ impl<'a> Codec<'a> for CtlInit<'a> {
             sender_index: r.u32_le()?,
             noise: r.take(CTL_NOISE_INIT_LEN)?,
             mac: r.array()?,
+            mac2: r.array()?,
         })
     }
 }
@@ -144,11 +154,12 @@ mod tests {
             sender_index: 0x0102_0304,
             noise: &noise,
             mac: [9; CTL_MAC_LEN],
+            mac2: [8; MAC_LEN],
         };
         let mut b = Vec::new();
         m.encode(&mut b);
-        assert_eq!(b.len(), CtlInit::signed_len() + CTL_MAC_LEN);
-        assert_eq!(b.len(), 128, "PROTOCOL.md 2.13");
+        assert_eq!(b.len(), CtlInit::mac2_input_len() + MAC_LEN);
+        assert_eq!(b.len(), 144, "PROTOCOL.md 2.13");
         assert_eq!(roundtrip(&b), Message::CtlInit(m));
         assert_eq!(decode(&b[..b.len() - 1]), Err(DecodeError::Truncated));
 

@@ -6,14 +6,14 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use crate::net::*;
-use weft_proto::control::{self, CtlInitiator};
+use weft_proto::control;
 use weft_proto::edge::{AddressMode, Event};
 use weft_proto::keys::{CommunityKeys, PublicKey, StaticKeypair};
 use weft_proto::session::Session;
 use weft_proto::supernode::{AdmissionPolicy, CommunityPolicy, SupernodeConfig};
 use weft_proto::wire::{
-    self, CtlInit, DataKind, Ipv4Net, MacAddr, Message, NakReason, PeerInfo, PeerRevoked, Register,
-    RegisterAck, RegisterNak, SupernodePong, ADMISSION_TAG_LEN, CTL_MAC_LEN, DATA_HEADER_LEN,
+    self, DataKind, Ipv4Net, MacAddr, Message, NakReason, PeerInfo, PeerRevoked, Register,
+    RegisterAck, RegisterNak, SupernodePong, ADMISSION_TAG_LEN, DATA_HEADER_LEN,
 };
 
 const ATTACKER: &str = "198.51.100.66:4444";
@@ -171,17 +171,7 @@ fn forged_and_replayed_supernode_messages_change_nothing() {
 /// A control handshake from `me` to the supernode, played by hand: the session and the supernode's index.
 fn handshake(sim: &mut Sim, me: &StaticKeypair, from: SocketAddr, ts: u64) -> Option<Session> {
     let sn_key = sim.sn().public_key();
-    let (init, noise) = CtlInitiator::start(me, &sn_key, ts, [ts as u8; 32]).unwrap();
-    let mut m = CtlInit {
-        sender_index: 5,
-        noise: &noise,
-        mac: [0; CTL_MAC_LEN],
-    };
-    let mut b = Vec::new();
-    m.encode(&mut b);
-    m.mac = control::initiation_mac(&sn_key, &b[..CtlInit::signed_len()]);
-    b.clear();
-    m.encode(&mut b);
+    let (init, b, _) = control::initiation(me, &sn_key, 5, ts, [ts as u8; 32], None).unwrap();
     let out = to_sn(sim, from, &b);
     let (_, resp) = out.into_iter().find(|(d, _)| *d == from)?;
     let Ok(Message::CtlResp(r)) = wire::decode(&resp) else {
@@ -278,17 +268,7 @@ fn nothing_a_stranger_sends_is_answered_with_more_bytes() {
     sim.add_supernode(SupernodeConfig::default());
     let me = StaticKeypair::from_private([0x67; 32]);
     let sn_key = sim.sn().public_key();
-    let (_, noise) = CtlInitiator::start(&me, &sn_key, 9, [1; 32]).unwrap();
-    let mut init = CtlInit {
-        sender_index: 5,
-        noise: &noise,
-        mac: [0; CTL_MAC_LEN],
-    };
-    let mut b = Vec::new();
-    init.encode(&mut b);
-    init.mac = control::initiation_mac(&sn_key, &b[..CtlInit::signed_len()]);
-    let mut valid_init = Vec::new();
-    init.encode(&mut valid_init);
+    let (_, valid_init, _) = control::initiation(&me, &sn_key, 5, 9, [1; 32], None).unwrap();
     let mut query = Vec::new();
     wire::encode_key_query(&mut query);
     let mut relay = Vec::new();
@@ -341,6 +321,8 @@ fn strangers_cannot_take_addresses_or_list_members_of_a_closed_community() {
         pool_min: "10.200.0.0".parse().unwrap(),
         pool_max: "10.200.0.0".parse().unwrap(),
         pool_prefix: 24,
+        // 300 handshakes in one instant: no load shedding here (it has its own test).
+        handshake_load: u32::MAX,
         ..SupernodeConfig::default()
     });
     let a = sim.add_edge(Location::Internet(Link::default()));
@@ -453,4 +435,51 @@ fn a_key_reply_nobody_asked_for_is_ignored() {
     assert_eq!(sim.edge(a).stats().dropped_unauthenticated, before + 1);
     let st = &sim.edge(a).supernodes()[0];
     assert_eq!((st.key, st.key_mismatch), (Some(sn_key), None));
+}
+
+#[test]
+fn under_load_the_supernode_answers_spoofed_initiations_with_cookies_and_edges_still_join() {
+    let mut sim = Sim::new(78);
+    // Always under load: every initiation must carry a cookie's MAC2 before any Diffie-Hellman.
+    sim.add_supernode(SupernodeConfig {
+        handshake_load: 0,
+        ..SupernodeConfig::default()
+    });
+    let sn_key = sim.sn().public_key();
+    // 200 valid initiations (MAC1 right: the supernode's key is public) from 200 spoofed sources.
+    let before = sim.sn_stats();
+    let (mut bytes_in, mut bytes_out) = (0, 0);
+    for i in 0..200u32 {
+        let me = StaticKeypair::from_private([0x70 ^ (i as u8); 32]);
+        let from: SocketAddr = format!("198.51.100.{}:{}", 1 + i % 250, 2000 + i)
+            .parse()
+            .unwrap();
+        let (_, d, _) =
+            control::initiation(&me, &sn_key, i, 1 + u64::from(i), [1; 32], None).unwrap();
+        bytes_in += d.len();
+        for (to, p) in to_sn(&mut sim, from, &d) {
+            assert_eq!(to, from);
+            assert!(matches!(wire::decode(&p), Ok(Message::CookieReply(_))));
+            bytes_out += p.len();
+        }
+    }
+    let st = sim.sn_stats();
+    assert_eq!(
+        st.ctl_handshakes, before.ctl_handshakes,
+        "Diffie-Hellman work under load"
+    );
+    assert_eq!(
+        st.ctl_cookies_sent + st.ctl_rate_limited,
+        before.ctl_cookies_sent + 200
+    );
+    assert!(
+        bytes_out < bytes_in,
+        "{bytes_out} bytes out for {bytes_in} in"
+    );
+    // A real edge gets a cookie, puts MAC2 on its next initiation and registers.
+    let a = sim.add_edge(Location::Internet(Link::default()));
+    sim.run_until_cond(secs(10), |s| s.edge(a).is_registered())
+        .expect("an edge joins a loaded supernode");
+    assert!(sim.edge(a).stats().cookies_received >= 1);
+    assert!(sim.sn_stats().ctl_handshakes > before.ctl_handshakes);
 }

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 use weft_e2e::nsnet;
-use weft_proto::control::{self, CtlInitiator};
+use weft_proto::control;
 use weft_proto::keys::{PublicKey, StaticKeypair};
 use weft_proto::session::Session;
-use weft_proto::wire::{self, CtlInit, DataKind, Message, CTL_MAC_LEN, DATA_HEADER_LEN};
+use weft_proto::wire::{self, DataKind, Message, DATA_HEADER_LEN};
 
 /// Opens a control session with the supernode at `sn` (key `sn_key`) as `me`, over `sock`.
 pub fn handshake(
@@ -25,18 +25,8 @@ pub fn handshake(
 ) -> Result<Session> {
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&timestamp.to_le_bytes());
-    let (init, noise) = CtlInitiator::start(me, sn_key, timestamp, seed)?;
     let index = timestamp as u32;
-    let mut m = CtlInit {
-        sender_index: index,
-        noise: &noise,
-        mac: [0; CTL_MAC_LEN],
-    };
-    let mut b = Vec::new();
-    m.encode(&mut b);
-    m.mac = control::initiation_mac(sn_key, &b[..CtlInit::signed_len()]);
-    b.clear();
-    m.encode(&mut b);
+    let (init, b, _) = control::initiation(me, sn_key, index, timestamp, seed, None)?;
     sock.send_to(&b, sn)?;
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut buf = [0u8; 2048];
@@ -121,5 +111,24 @@ pub fn spoof(ns: &str, from: SocketAddr, to: SocketAddr, payloads: &[Vec<u8>]) -
             s.send_to(p, &to.into())?;
         }
         Ok(())
+    })
+}
+
+/// Sockets in namespace `ns` bound to forged sources (addresses of nobody on its segment), to send a
+/// flood that appears to come from many hosts.
+pub fn spoofed_sockets(ns: &str, sources: &[SocketAddr]) -> Result<Vec<Socket>> {
+    nsnet::in_netns(ns, || {
+        sources
+            .iter()
+            .map(|from| {
+                let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+                s.set_ip_transparent(true)
+                    .context("IP_TRANSPARENT (needs CAP_NET_ADMIN)")?;
+                s.set_freebind(true)?;
+                s.bind(&(*from).into())
+                    .with_context(|| format!("binding the forged source {from}"))?;
+                Ok(s)
+            })
+            .collect()
     })
 }

@@ -79,6 +79,8 @@ const FIELD_ORDER: &[&str] = &[
     "ctl_rejected",
     "unauthenticated",
     "key_queries",
+    "ctl_cookies_sent",
+    "ctl_rate_limited",
     // reload
     "reloaded",
     "restart_needed",
