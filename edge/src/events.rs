@@ -61,6 +61,9 @@ pub fn log_event(edge: &Edge, ev: &Event) {
                 NakReason::PoolExhausted => tracing::error!(
                     "supernode {supernode} refused registration: no free address is left in the pool of community '{name}' (address_mode=auto); ask its administrator to enlarge the pool, or configure a static address"
                 ),
+                NakReason::Busy => tracing::warn!(
+                    "supernode {supernode} is busy: too many edges are joining community '{name}' at this moment; registering again shortly"
+                ),
                 NakReason::NameRequired => tracing::error!(
                     "supernode {supernode} refused registration: it asked for the community name again although this edge sent it"
                 ),

@@ -564,6 +564,18 @@ impl Edge {
                     link.next_register = now;
                     return;
                 }
+                if nak.reason == NakReason::Busy {
+                    // Paced, not refused: the registration timer's back-off is already running (1 s,
+                    // doubling); say so once per refusal streak.
+                    if link.refusal != Some(NakReason::Busy) {
+                        link.refusal = Some(NakReason::Busy);
+                        core.events.push_back(Event::RegistrationRefused {
+                            supernode: link.addr,
+                            reason: nak.reason,
+                        });
+                    }
+                    return;
+                }
                 link.registered = false;
                 link.refused = true;
                 link.refusal = Some(nak.reason);

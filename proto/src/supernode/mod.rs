@@ -18,6 +18,7 @@
 mod channel;
 mod federation;
 mod leases;
+mod pacing;
 mod policy;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -205,6 +206,8 @@ pub struct EdgeRecord {
     counter: u64,
     /// The control session it registered in: where everything for it is sealed.
     session: u32,
+    /// When it was last sent the full peer list on request (paced: `pacing.rs`).
+    last_full_list: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -234,6 +237,7 @@ pub struct Supernode {
     fed: federation::FederationState,
     ctl: channel::Channels,
     rng: ChaCha20Rng,
+    joins: pacing::JoinPacer,
 }
 
 const MAX_OUTPUT_QUEUE: usize = 65536;
@@ -259,6 +263,7 @@ impl Supernode {
             fed: Default::default(),
             ctl: channel::Channels::new(cfg.handshake_load),
             rng: ChaCha20Rng::from_seed(cfg.seed),
+            joins: Default::default(),
             cfg,
         }
     }
@@ -557,6 +562,10 @@ impl Supernode {
             {
                 return self.nak(from, &reg, NakReason::NoCapacity, session);
             }
+            if !self.joins.allow(reg.community, now) {
+                // Introductions cost in proportion to the community: new edges join at a pace.
+                return self.nak(from, &reg, NakReason::Busy, session);
+            }
         }
         let ip = if reg.wants_ip {
             // Leases outlive restarts, so they count wall-clock seconds.
@@ -577,6 +586,7 @@ impl Supernode {
         let is_new = old.is_none();
         let moved = old.is_some_and(|e| e.addr != from || e.local_addrs != reg.local_addrs);
         let mut old_session = None;
+        let old_full_list = old.and_then(|e| e.last_full_list);
         if let Some(old) = old {
             if old.addr != from
                 && self.by_addr.get(&old.addr) == Some(&(reg.community, reg.public_key))
@@ -598,6 +608,7 @@ impl Supernode {
             last_seen: now,
             counter: reg.counter,
             session,
+            last_full_list: old_full_list,
         };
         community
             .by_tag
@@ -645,7 +656,22 @@ impl Supernode {
                 self.announce_edge(now, &e, true);
             }
         } else if reg.wants_peers {
-            self.introduce_all(reg.community, reg.public_key, false);
+            let due = self
+                .communities
+                .get_mut(&reg.community)
+                .and_then(|c| c.edges.get_mut(&reg.public_key))
+                .is_some_and(|e| {
+                    let due = e.last_full_list.is_none_or(|t| {
+                        now.saturating_duration_since(t) >= pacing::FULL_LIST_INTERVAL
+                    });
+                    if due {
+                        e.last_full_list = Some(now);
+                    }
+                    due
+                });
+            if due {
+                self.introduce_all(reg.community, reg.public_key, false);
+            }
         }
     }
 
@@ -790,6 +816,8 @@ impl Supernode {
         let communities = &self.communities;
         self.names.retain(|id, _| communities.contains_key(id));
         self.expire_sessions(now);
+        let communities = &self.communities;
+        self.joins.retain(|c| communities.contains_key(c), now);
         self.federation_timers(now);
     }
 }

@@ -223,6 +223,9 @@ pub enum NakReason {
     /// The supernode does not know this community id but admits communities by name pattern: register
     /// again with the community name included (REGISTER flag bit 2).
     NameRequired = 6,
+    /// Too many edges are joining the community at this moment (introductions are paced): register again
+    /// after the usual back-off.
+    Busy = 7,
     /// A reason this version does not know.
     Other = 255,
 }
@@ -236,6 +239,7 @@ impl NakReason {
             4 => NakReason::PoolExhausted,
             5 => NakReason::KeyNotAllowed,
             6 => NakReason::NameRequired,
+            7 => NakReason::Busy,
             _ => NakReason::Other,
         }
     }
@@ -253,6 +257,9 @@ impl NakReason {
                 "this edge's key is not on the community's list of allowed keys"
             }
             NakReason::NameRequired => "the supernode needs the community name to match its patterns",
+            NakReason::Busy => {
+                "too many edges are joining the community at this moment; registering again shortly"
+            }
             NakReason::Other => "a reason this version does not know",
         }
     }
