@@ -106,6 +106,12 @@ fn demo(tb: &Testbed, keep: bool) -> Result<()> {
     println!("\n2. Starting weft-supernode on {}:7700.", sn_host.ip);
     let sn = tb.start_supernode(&sn_host, &SupernodeConfig::default())?;
     sn.wait_ready(tb, Duration::from_secs(10))?;
+    // Its public key, which the edges pin next to its address (`weft-supernode show-key` prints it too).
+    let sn_key = sn.info()?.public_key;
+    println!(
+        "   its public key is {}...: the edges pin it, so nobody else can speak for it",
+        &sn_key[..16]
+    );
 
     // The community's key, made the way the README says: 256 random bits, so nobody can guess it.
     let edge_bin = find_bin("weft-edge")?;
@@ -119,7 +125,7 @@ fn demo(tb: &Testbed, keep: bool) -> Result<()> {
          `weft-edge new-community-key`: {}...",
         &secret[..17]
     );
-    let cfg = EdgeConfig::new(COMMUNITY, &secret, &sn.addr());
+    let cfg = EdgeConfig::new(COMMUNITY, &secret, &format!("{} {sn_key}", sn.addr()));
     let edges: Vec<Edge> = hosts
         .iter()
         .map(|h| tb.start_edge(h, &cfg))
