@@ -17,10 +17,13 @@ use std::time::Instant;
 
 use snow::params::NoiseParams;
 
-use crate::handshake::{HandshakeError, Resolver, TransportKeys};
+use crate::handshake::{HandshakeError, Resolver, Responded, TransportKeys};
 use crate::handshake_mac::{MacKeys, ReceivedCookie};
 use crate::keys::{PublicKey, StaticKeypair};
 use crate::wire::{CtlInit, CTL_MAC_LEN, CTL_NOISE_INIT_LEN, CTL_NOISE_RESP_LEN, MAC_LEN};
+
+// The control response has the edge handshake's layout, so they share `handshake::answer`.
+const _: () = assert!(CTL_NOISE_RESP_LEN == crate::wire::NOISE_RESP_LEN);
 
 const PATTERN: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
 /// Binds the handshake to this protocol, version and purpose (an edge-to-edge handshake message can
@@ -107,30 +110,14 @@ impl CtlInitiator {
     }
 
     /// Completes the handshake with the supernode's message: fails unless it holds the pinned key.
-    pub fn finish(mut self, msg: &[u8]) -> Result<TransportKeys, HandshakeError> {
-        let mut payload = [0u8; 16];
-        self.state
-            .read_message(msg, &mut payload)
-            .map_err(|_| HandshakeError::Auth)?;
-        let (i2r, r2i) = self.state.dangerously_get_raw_split();
-        Ok(TransportKeys {
-            send: i2r,
-            recv: r2i,
-        })
+    pub fn finish(self, msg: &[u8]) -> Result<TransportKeys, HandshakeError> {
+        crate::handshake::complete(self.state, msg)
     }
 }
 
-/// What the supernode learns from a valid control initiation.
-pub struct CtlResponded {
-    /// The edge's static key, proven.
-    pub remote: PublicKey,
-    /// The edge's timestamp (to ignore replays).
-    pub timestamp: u64,
-    /// The response to send back.
-    pub msg: [u8; CTL_NOISE_RESP_LEN],
-    /// The session keys.
-    pub keys: TransportKeys,
-}
+/// What the supernode learns from a valid control initiation: the edge's proven key, its timestamp, the
+/// response and the session keys (the layout of the edge handshake's, whose code it shares).
+pub type CtlResponded = Responded;
 
 /// Answers a control initiation (after its MAC was checked).
 pub fn respond(
@@ -138,33 +125,7 @@ pub fn respond(
     msg: &[u8],
     seed: [u8; 32],
 ) -> Result<CtlResponded, HandshakeError> {
-    let mut state = builder(seed, local).build_responder()?;
-    let mut payload = [0u8; 32];
-    let n = state
-        .read_message(msg, &mut payload)
-        .map_err(|_| HandshakeError::Auth)?;
-    if n != 8 {
-        return Err(HandshakeError::Auth);
-    }
-    let timestamp = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
-    let remote = state
-        .get_remote_static()
-        .and_then(|k| <[u8; 32]>::try_from(k).ok())
-        .map(PublicKey)
-        .ok_or(HandshakeError::Auth)?;
-    let mut out = [0u8; CTL_NOISE_RESP_LEN];
-    let n = state.write_message(&[], &mut out)?;
-    debug_assert_eq!(n, CTL_NOISE_RESP_LEN);
-    let (i2r, r2i) = state.dangerously_get_raw_split();
-    Ok(CtlResponded {
-        remote,
-        timestamp,
-        msg: out,
-        keys: TransportKeys {
-            send: r2i,
-            recv: i2r,
-        },
-    })
+    crate::handshake::answer(builder(seed, local).build_responder()?, msg)
 }
 
 #[cfg(test)]

@@ -112,16 +112,8 @@ impl Initiator {
     }
 
     /// Completes the handshake with the responder's message.
-    pub fn finish(mut self, msg: &[u8]) -> Result<TransportKeys, HandshakeError> {
-        let mut payload = [0u8; 16];
-        self.state
-            .read_message(msg, &mut payload)
-            .map_err(|_| HandshakeError::Auth)?;
-        let (i2r, r2i) = self.state.dangerously_get_raw_split();
-        Ok(TransportKeys {
-            send: i2r,
-            recv: r2i,
-        })
+    pub fn finish(self, msg: &[u8]) -> Result<TransportKeys, HandshakeError> {
+        complete(self.state, msg)
     }
 }
 
@@ -170,7 +162,15 @@ pub fn respond(
     msg: &[u8],
     seed: [u8; 32],
 ) -> Result<Responded, HandshakeError> {
-    let mut state = builder(seed, local, psk).build_responder()?;
+    answer(builder(seed, local, psk).build_responder()?, msg)
+}
+
+/// The responder's side of an IK handshake whose first message carries an 8-byte timestamp and whose
+/// second carries nothing: the edge-to-edge handshake's and the control channel's (`crate::control`).
+pub(crate) fn answer(
+    mut state: snow::HandshakeState,
+    msg: &[u8],
+) -> Result<Responded, HandshakeError> {
     let mut payload = [0u8; 32];
     let n = state
         .read_message(msg, &mut payload)
@@ -196,6 +196,22 @@ pub fn respond(
             send: r2i,
             recv: i2r,
         },
+    })
+}
+
+/// The initiator's last step of such a handshake: reads message 2, splits.
+pub(crate) fn complete(
+    mut state: snow::HandshakeState,
+    msg: &[u8],
+) -> Result<TransportKeys, HandshakeError> {
+    let mut payload = [0u8; 16];
+    state
+        .read_message(msg, &mut payload)
+        .map_err(|_| HandshakeError::Auth)?;
+    let (i2r, r2i) = state.dangerously_get_raw_split();
+    Ok(TransportKeys {
+        send: i2r,
+        recv: r2i,
     })
 }
 

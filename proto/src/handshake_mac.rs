@@ -31,6 +31,7 @@ use hmac::{Hmac, Mac};
 use rand_chacha::rand_core::RngCore;
 use sha2::Sha256;
 
+use crate::bucket::TokenBucket;
 use crate::keys::{CommunityKeys, PeerTag, PublicKey};
 use crate::wire::{COOKIE_LEN, COOKIE_NONCE_LEN, MAC_LEN, SEALED_COOKIE_LEN};
 
@@ -196,11 +197,6 @@ pub enum Admit {
     RateLimited,
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// The responder's side: its load, its rotating cookie secret, and the per-source rate limit. Bounded:
 /// one secret, one counter, at most [`MAX_LIMITED_SOURCES`] buckets.
 pub struct CookieChecker {
@@ -209,7 +205,7 @@ pub struct CookieChecker {
     window_start: Option<Instant>,
     window_count: u32,
     threshold: u32,
-    buckets: HashMap<Source, Bucket>,
+    buckets: HashMap<Source, TokenBucket>,
 }
 
 impl CookieChecker {
@@ -306,25 +302,17 @@ impl CookieChecker {
             // Sweep what has refilled (idle for a second or more); if the table is still full, start over
             // rather than grow: a flood of distinct sources then goes unlimited per source for a moment,
             // but it still needs MAC2 and is counted as load.
-            self.buckets
-                .retain(|_, b| now.saturating_duration_since(b.at) < Duration::from_secs(1));
+            self.buckets.retain(|_, b| {
+                now.saturating_duration_since(b.last_used()) < Duration::from_secs(1)
+            });
             if self.buckets.len() >= MAX_LIMITED_SOURCES {
                 self.buckets.clear();
             }
         }
-        let b = self.buckets.entry(*source).or_insert(Bucket {
-            tokens: SOURCE_BURST,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * SOURCE_RATE).min(SOURCE_BURST);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.buckets
+            .entry(*source)
+            .or_insert(TokenBucket::full(SOURCE_BURST, now))
+            .take(now, SOURCE_RATE, SOURCE_BURST)
     }
 }
 

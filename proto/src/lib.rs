@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bucket;
 pub mod control;
 pub mod edge;
 pub mod handshake;

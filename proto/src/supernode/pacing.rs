@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::bucket::TokenBucket;
 use crate::keys::CommunityId;
 
 /// New edges a second a community takes, and the burst it takes at once.
@@ -19,39 +20,27 @@ pub const JOIN_BURST: f64 = 200.0;
 /// An edge gets the full peer list (REGISTER flag bit 1) at most this often.
 pub const FULL_LIST_INTERVAL: Duration = Duration::from_secs(1);
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// One token bucket per community with edges joining; bounded by the number of communities served.
 #[derive(Default)]
 pub(super) struct JoinPacer {
-    buckets: HashMap<CommunityId, Bucket>,
+    buckets: HashMap<CommunityId, TokenBucket>,
 }
 
 impl JoinPacer {
     /// Whether one more edge may join `community` now (and counts it).
     pub fn allow(&mut self, community: CommunityId, now: Instant) -> bool {
-        let b = self.buckets.entry(community).or_insert(Bucket {
-            tokens: JOIN_BURST,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * JOIN_RATE).min(JOIN_BURST);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.buckets
+            .entry(community)
+            .or_insert(TokenBucket::full(JOIN_BURST, now))
+            .take(now, JOIN_RATE, JOIN_BURST)
     }
 
     /// Forgets the buckets of communities that are gone or full again (called with the sweep).
     pub fn retain(&mut self, mut keep: impl FnMut(&CommunityId) -> bool, now: Instant) {
         self.buckets.retain(|c, b| {
-            keep(c) && now.saturating_duration_since(b.at).as_secs_f64() * JOIN_RATE < JOIN_BURST
+            keep(c)
+                && now.saturating_duration_since(b.last_used()).as_secs_f64() * JOIN_RATE
+                    < JOIN_BURST
         });
     }
 }
