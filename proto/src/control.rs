@@ -10,6 +10,11 @@
 //! Message 1 carries the edge's 8-byte timestamp (growing per edge identity) so that a supernode can
 //! ignore a replayed initiation, and a MAC keyed by the supernode's public key that is checked before any
 //! Diffie-Hellman: bytes from a sender that does not know whom it addresses cost the supernode one hash.
+//!
+//! Federation links between supernodes use the same handshake with another [`Purpose`]: its own prologue
+//! and MAC label, so a message of one can never be taken for a message of the other (the supernode
+//! module's `fed_channel` drives it; there both sides prove their static keys, which the responder checks
+//! against the keys of its configured peers).
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -20,26 +25,63 @@ use crate::keys::{PublicKey, StaticKeypair};
 use crate::wire::{CtlInit, CTL_MAC_LEN, CTL_NOISE_INIT_LEN, CTL_NOISE_RESP_LEN};
 
 const PATTERN: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
-/// Binds the handshake to this protocol, version and purpose (an edge-to-edge handshake message can
-/// never be taken for a control one, or the reverse).
-const PROLOGUE: &[u8] = b"weft/v2 control channel";
 
-fn builder(seed: [u8; 32], local: &StaticKeypair) -> snow::Builder<'_> {
+/// What a handshake of this pattern is for. Each purpose has its own prologue (which binds the handshake
+/// to this protocol, version and purpose: an edge-to-edge handshake message, a control one and a
+/// federation one can never be taken for each other) and its own initiation MAC label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The edge-to-supernode control channel (CTL_INIT, CTL_RESP).
+    Control,
+    /// A federation link between two supernodes (FED_INIT, FED_RESP).
+    Federation,
+}
+
+impl Purpose {
+    fn prologue(self) -> &'static [u8] {
+        match self {
+            Purpose::Control => b"weft/v2 control channel",
+            Purpose::Federation => b"weft/v2 federation link",
+        }
+    }
+
+    fn mac_label(self) -> &'static [u8] {
+        match self {
+            Purpose::Control => b"weft/v2 control mac",
+            Purpose::Federation => b"weft/v2 federation mac",
+        }
+    }
+}
+
+fn builder(purpose: Purpose, seed: [u8; 32], local: &StaticKeypair) -> snow::Builder<'_> {
     let params: NoiseParams = PATTERN.parse().expect("valid Noise pattern name");
     snow::Builder::with_resolver(params, Box::new(Resolver { seed }))
         .local_private_key(&local.private)
         .expect("32-byte X25519 key")
-        .prologue(PROLOGUE)
+        .prologue(purpose.prologue())
         .expect("prologue set once")
+}
+
+fn mac_for(purpose: Purpose, responder: &PublicKey) -> Hmac<Sha256> {
+    let key = Sha256::new()
+        .chain_update(purpose.mac_label())
+        .chain_update(responder.0)
+        .finalize();
+    <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length")
 }
 
 /// The MAC of a control initiation: HMAC-SHA256 keyed by a hash of the supernode's public key, truncated.
 pub fn initiation_mac(supernode: &PublicKey, signed: &[u8]) -> [u8; CTL_MAC_LEN] {
-    let key = Sha256::new()
-        .chain_update(b"weft/v2 control mac")
-        .chain_update(supernode.0)
-        .finalize();
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
+    initiation_mac_for(Purpose::Control, supernode, signed)
+}
+
+/// The MAC of an initiation of `purpose` to `responder` over `signed` (the bytes before the MAC).
+pub fn initiation_mac_for(
+    purpose: Purpose,
+    responder: &PublicKey,
+    signed: &[u8],
+) -> [u8; CTL_MAC_LEN] {
+    let mut mac = mac_for(purpose, responder);
     mac.update(signed);
     let full = mac.finalize().into_bytes();
     let mut t = [0u8; CTL_MAC_LEN];
@@ -49,15 +91,17 @@ pub fn initiation_mac(supernode: &PublicKey, signed: &[u8]) -> [u8; CTL_MAC_LEN]
 
 /// Checks the MAC of a whole control initiation datagram in constant time.
 pub fn verify_initiation_mac(supernode: &PublicKey, datagram: &[u8]) -> bool {
+    verify_initiation_mac_for(Purpose::Control, supernode, datagram)
+}
+
+/// Checks the MAC of a whole initiation datagram of `purpose` (CTL_INIT and FED_INIT have one layout)
+/// addressed to `responder`, in constant time.
+pub fn verify_initiation_mac_for(purpose: Purpose, responder: &PublicKey, datagram: &[u8]) -> bool {
     let n = CtlInit::signed_len();
     if datagram.len() != n + CTL_MAC_LEN {
         return false;
     }
-    let key = Sha256::new()
-        .chain_update(b"weft/v2 control mac")
-        .chain_update(supernode.0)
-        .finalize();
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
+    let mut mac = mac_for(purpose, responder);
     mac.update(&datagram[..n]);
     mac.verify_truncated_left(&datagram[n..]).is_ok()
 }
@@ -75,8 +119,19 @@ impl CtlInitiator {
         timestamp: u64,
         seed: [u8; 32],
     ) -> Result<(CtlInitiator, [u8; CTL_NOISE_INIT_LEN]), HandshakeError> {
-        let mut state = builder(seed, local)
-            .remote_public_key(&supernode.0)?
+        Self::start_for(Purpose::Control, local, supernode, timestamp, seed)
+    }
+
+    /// Starts a handshake of `purpose` with the holder of `responder`: the state and the Noise message.
+    pub fn start_for(
+        purpose: Purpose,
+        local: &StaticKeypair,
+        responder: &PublicKey,
+        timestamp: u64,
+        seed: [u8; 32],
+    ) -> Result<(CtlInitiator, [u8; CTL_NOISE_INIT_LEN]), HandshakeError> {
+        let mut state = builder(purpose, seed, local)
+            .remote_public_key(&responder.0)?
             .build_initiator()?;
         let mut msg = [0u8; CTL_NOISE_INIT_LEN];
         let n = state.write_message(&timestamp.to_be_bytes(), &mut msg)?;
@@ -116,7 +171,18 @@ pub fn respond(
     msg: &[u8],
     seed: [u8; 32],
 ) -> Result<CtlResponded, HandshakeError> {
-    let mut state = builder(seed, local).build_responder()?;
+    respond_for(Purpose::Control, local, msg, seed)
+}
+
+/// Answers an initiation of `purpose` (after its MAC was checked). The caller decides whether to keep
+/// the session: `remote` is the initiator's proven static key.
+pub fn respond_for(
+    purpose: Purpose,
+    local: &StaticKeypair,
+    msg: &[u8],
+    seed: [u8; 32],
+) -> Result<CtlResponded, HandshakeError> {
+    let mut state = builder(purpose, seed, local).build_responder()?;
     let mut payload = [0u8; 32];
     let n = state
         .read_message(msg, &mut payload)
@@ -179,6 +245,30 @@ mod tests {
         let (_, m1) =
             crate::handshake::Initiator::start(&edge, &sn.public, &[0; 32], 1, [3; 32]).unwrap();
         assert!(respond(&sn, &m1, [4; 32]).is_err());
+    }
+
+    #[test]
+    fn federation_and_control_handshakes_do_not_mix() {
+        let (a, b) = (kp(1), kp(2));
+        let (fi, m1) =
+            CtlInitiator::start_for(Purpose::Federation, &a, &b.public, 9, [3; 32]).unwrap();
+        // A federation initiation is not a control one, and the reverse.
+        assert!(respond(&b, &m1, [4; 32]).is_err());
+        let r = respond_for(Purpose::Federation, &b, &m1, [4; 32]).unwrap();
+        assert_eq!((r.remote, r.timestamp), (a.public, 9));
+        assert!(fi.finish(&r.msg).is_ok());
+        let (_, c1) = CtlInitiator::start(&a, &b.public, 9, [3; 32]).unwrap();
+        assert!(respond_for(Purpose::Federation, &b, &c1, [4; 32]).is_err());
+        // Nor are their MACs.
+        let signed = [7u8; 112];
+        let mut d = signed.to_vec();
+        d.extend_from_slice(&initiation_mac_for(Purpose::Federation, &b.public, &signed));
+        assert!(verify_initiation_mac_for(
+            Purpose::Federation,
+            &b.public,
+            &d
+        ));
+        assert!(!verify_initiation_mac(&b.public, &d));
     }
 
     #[test]
