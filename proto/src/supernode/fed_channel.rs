@@ -306,6 +306,11 @@ impl Supernode {
         };
         l.last_heard = Some(now);
         let via = l.peer.addr;
+        if n == 0 {
+            // A keepalive: the peer is there (see `send_fed_keepalive`).
+            self.stats.federation_received += 1;
+            return;
+        }
         let Ok(Message::Fed(msg)) = wire::decode(&packet[DATA_HEADER_LEN..DATA_HEADER_LEN + n])
         else {
             self.stats.federation_rejected += 1;
@@ -313,6 +318,24 @@ impl Supernode {
         };
         self.stats.federation_received += 1;
         self.on_fed(now, via, msg);
+    }
+
+    /// An empty sealed packet to the peer at `to`, sent with every periodic sync, so that a peer with no
+    /// edge to announce still shows it is there.
+    pub(super) fn send_fed_keepalive(&mut self, to: SocketAddr) {
+        let Some(l) = self.links.by_addr(to).map(|i| &mut self.links.links[i]) else {
+            return;
+        };
+        let Some(session) = l.sessions.last_mut() else {
+            return;
+        };
+        let addr = l.peer.addr;
+        self.transmits.push_with(addr, |buf| {
+            let start = buf.len();
+            buf.extend_from_slice(&[0u8; DATA_HEADER_LEN]);
+            session.seal_at(DataKind::Federation, buf, start);
+        });
+        self.stats.federation_sent += 1;
     }
 
     /// Seals `msg` in the newest session with the peer at `to`; nothing when there is none yet (the

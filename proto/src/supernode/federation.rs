@@ -365,6 +365,7 @@ impl Supernode {
             self.fed.next_sync = Some(now + SYNC_INTERVAL);
             for i in 0..self.links.links.len() {
                 let peer = self.links.links[i].peer.addr;
+                self.send_fed_keepalive(peer);
                 self.sync_to(now, peer);
             }
         }
