@@ -11,6 +11,10 @@
 //! holder of the key it names, in its own session; every reply, peer list and revocation goes sealed to
 //! that session.
 //!
+//! Federated supernodes talk to each other the same way (`fed_channel.rs`): a session per configured
+//! peer, made with a handshake in which both prove the static key the other is configured with; what a
+//! peer says (`federation.rs`) is believed only sealed in it.
+//!
 //! Relaying is not open: a relay request is only served when it comes from the address of a current
 //! registration (an address only an authentic packet of that edge's session can set), and only towards an
 //! edge of the same community.
