@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use weft_proto::control::{self, CtlInitiator, Purpose};
 use weft_proto::keys::{CommunityId, PeerTag, PublicKey, StaticKeypair};
 use weft_proto::session::Session;
-use weft_proto::supernode::{FedPeer, Supernode, SupernodeConfig, SupernodeStats};
+use weft_proto::supernode::{FedPeer, Supernode, SupernodeConfig, SupernodeEvent, SupernodeStats};
 use weft_proto::wire::{
     self, CtlInit, DataKind, FedInit, FedMessage, MacAddr, Message, MsgType, PeerInfo, Register,
     CTL_MAC_LEN, DATA_HEADER_LEN,
@@ -241,6 +241,11 @@ fn linked_pair() -> Net {
     net.run_for(Duration::from_secs(2));
     assert_eq!(net.up(0), vec![true], "sn1 has no session with sn2");
     assert_eq!(net.up(1), vec![true], "sn2 has no session with sn1");
+    for i in 0..2 {
+        let up: Vec<SupernodeEvent> = std::iter::from_fn(|| net.sns[i].1.poll_event()).collect();
+        assert_eq!(up.len(), 1, "{up:?}");
+        assert!(matches!(up[0], SupernodeEvent::FederationPeerUp { .. }));
+    }
     net
 }
 
@@ -334,6 +339,23 @@ fn a_supernode_with_another_key_cannot_federate() {
     assert!(!m.introduced(&mut net).contains(&a.me.public));
     // sn1's own initiations, addressed to the configured key, fail their MAC at the impostor.
     assert!(net.stats(1).federation_rejected > 0);
+    // sn1 said once what to check: which key its peer's address proved.
+    let said: Vec<SupernodeEvent> = std::iter::from_fn(|| net.sns[0].1.poll_event())
+        .filter(|e| {
+            matches!(
+                e,
+                SupernodeEvent::FederationKeyMismatch { .. }
+                    | SupernodeEvent::FederationPeerUp { .. }
+            )
+        })
+        .collect();
+    assert_eq!(
+        said,
+        vec![SupernodeEvent::FederationKeyMismatch {
+            peer: sn_addr(3),
+            key: keypair(3).public
+        }]
+    );
 
     // A stranger that knows sn1's key but is not configured at all: dropped before any Noise work,
     // and never answered.

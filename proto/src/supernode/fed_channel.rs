@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::rand_core::RngCore;
 
-use super::Supernode;
+use super::{Supernode, SupernodeEvent};
 use crate::control::{self, CtlInitiator, Purpose};
 use crate::keys::PublicKey;
 use crate::session::Session;
@@ -71,6 +71,8 @@ pub(super) struct Link {
     last_timestamp: u64,
     /// When the last authentic packet (a handshake message or a sealed one) came from the peer.
     pub last_heard: Option<Instant>,
+    /// The last wrong key a handshake from the peer's address proved (reported once).
+    reported_key: Option<PublicKey>,
 }
 
 impl Link {
@@ -101,6 +103,7 @@ impl Links {
                 backoff: RETRY_MIN,
                 last_timestamp: 0,
                 last_heard: None,
+                reported_key: None,
             });
         }
         Links { links }
@@ -150,6 +153,10 @@ impl Supernode {
     fn install_link_session(&mut self, now: Instant, link: usize, session: Session) {
         let session_initiator = session.initiator;
         let l = &mut self.links.links[link];
+        if l.sessions.is_empty() {
+            self.events
+                .push_back(SupernodeEvent::FederationPeerUp { peer: l.peer.addr });
+        }
         l.sessions.push(session);
         if l.sessions.len() > MAX_LINK_SESSIONS {
             l.sessions.remove(0);
@@ -247,10 +254,23 @@ impl Supernode {
             self.stats.federation_rejected += 1;
             return;
         };
-        let l = &self.links.links[link];
-        if r.remote != l.peer.key || r.timestamp <= l.last_timestamp {
-            // Another key than the one configured for this address (an impostor, or a peer whose key
-            // changed and was not updated here), or a replayed initiation.
+        let l = &mut self.links.links[link];
+        if r.remote != l.peer.key {
+            // Another key than the one configured for this address: an impostor, or a peer whose key
+            // changed and was not updated here. Said once per key, so the operator knows what to check.
+            self.stats.federation_rejected += 1;
+            if l.reported_key != Some(r.remote) {
+                l.reported_key = Some(r.remote);
+                self.events
+                    .push_back(SupernodeEvent::FederationKeyMismatch {
+                        peer: from,
+                        key: r.remote,
+                    });
+            }
+            return;
+        }
+        if r.timestamp <= l.last_timestamp {
+            // A replayed initiation.
             self.stats.federation_rejected += 1;
             return;
         }

@@ -136,6 +136,21 @@ pub enum SupernodeEvent {
         /// Why (the NAK it was sent).
         reason: NakReason,
     },
+    /// A federation session with a configured peer was made after a time without one (at start, or the
+    /// peer came back).
+    FederationPeerUp {
+        /// The peer's configured address.
+        peer: SocketAddr,
+    },
+    /// A handshake from a configured peer's address proved another key than the one configured for it
+    /// (an impostor there, or the peer's key changed and this supernode's `peer` line was not updated).
+    /// Reported once per distinct key.
+    FederationKeyMismatch {
+        /// The peer's configured address.
+        peer: SocketAddr,
+        /// The key the handshake proved.
+        key: PublicKey,
+    },
     /// An edge stopped refreshing and was forgotten.
     EdgeExpired {
         /// Its community.
