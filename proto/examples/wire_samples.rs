@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use weft_proto::keys::{CommunityId, CommunityKeys, FederationKey, PeerTag, PublicKey};
+use weft_proto::keys::{CommunityId, CommunityKeys, PeerTag, PublicKey};
 use weft_proto::wire::{
     self, DataHeader, DataKind, FedMessage, Ipv4Net, MacAddr, MsgType, NakReason, PeerInfo,
     PeerRevoked, PunchRequest, Register, RegisterAck, RegisterNak, SupernodePong,
@@ -151,7 +151,23 @@ fn main() -> std::io::Result<()> {
             community,
             key: edge,
         }
-        .encode(1, &FederationKey::derive(b"federation secret"), b)
+        .encode(b)
+    });
+    put("fed_init", &|b| {
+        wire::FedInit {
+            sender_index: 7,
+            noise: &[0x11; wire::CTL_NOISE_INIT_LEN],
+            mac: [0x55; wire::CTL_MAC_LEN],
+        }
+        .encode(b)
+    });
+    put("fed_resp", &|b| {
+        wire::FedResp {
+            sender_index: 8,
+            receiver_index: 7,
+            noise: &[0x22; wire::CTL_NOISE_RESP_LEN],
+        }
+        .encode(b)
     });
     for (name, bytes) in &samples {
         assert!(wire::decode(bytes).is_ok(), "{name} must decode");

@@ -12,6 +12,11 @@
 //! Diffie-Hellman: bytes from a sender that does not know whom it addresses cost the supernode one hash;
 //! and, under load, a MAC2 keyed by a cookie (as for edge handshakes, `handshake_mac`), so that a flood
 //! of initiations from spoofed sources costs the supernode no Diffie-Hellman either.
+//!
+//! Federation links between supernodes use the same handshake with another [`Purpose`]: its own prologue
+//! and MAC label, so a message of one can never be taken for a message of the other (the supernode
+//! module's `fed_channel` drives it; there both sides prove their static keys, which the responder checks
+//! against the keys of its configured peers).
 
 use std::time::Instant;
 
@@ -26,34 +31,88 @@ use crate::wire::{CtlInit, CTL_MAC_LEN, CTL_NOISE_INIT_LEN, CTL_NOISE_RESP_LEN, 
 const _: () = assert!(CTL_NOISE_RESP_LEN == crate::wire::NOISE_RESP_LEN);
 
 const PATTERN: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
-/// Binds the handshake to this protocol, version and purpose (an edge-to-edge handshake message can
-/// never be taken for a control one, or the reverse).
-const PROLOGUE: &[u8] = b"weft/v2 control channel";
 
-fn builder(seed: [u8; 32], local: &StaticKeypair) -> snow::Builder<'_> {
+/// What a handshake of this pattern is for. Each purpose has its own prologue (which binds the handshake
+/// to this protocol, version and purpose: an edge-to-edge handshake message, a control one and a
+/// federation one can never be taken for each other) and its own initiation MAC label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The edge-to-supernode control channel (CTL_INIT, CTL_RESP).
+    Control,
+    /// A federation link between two supernodes (FED_INIT, FED_RESP).
+    Federation,
+}
+
+impl Purpose {
+    fn prologue(self) -> &'static [u8] {
+        match self {
+            Purpose::Control => b"weft/v2 control channel",
+            Purpose::Federation => b"weft/v2 federation link",
+        }
+    }
+
+    fn mac_label(self) -> &'static [u8] {
+        match self {
+            Purpose::Control => b"weft/v2 control mac",
+            Purpose::Federation => b"weft/v2 federation mac",
+        }
+    }
+
+    /// The MAC1 and cookie keys of initiations of this purpose to `responder`.
+    pub fn mac_keys(self, responder: &PublicKey) -> MacKeys {
+        MacKeys::for_responder(self.mac_label(), responder)
+    }
+
+    /// Length of a whole initiation: a control one carries MAC2 for cookies under load; a federation one
+    /// comes only from configured peer addresses and has none.
+    fn initiation_len(self) -> usize {
+        match self {
+            Purpose::Control => CtlInit::mac2_input_len() + MAC_LEN,
+            Purpose::Federation => CtlInit::signed_len() + CTL_MAC_LEN,
+        }
+    }
+}
+
+fn builder(purpose: Purpose, seed: [u8; 32], local: &StaticKeypair) -> snow::Builder<'_> {
     let params: NoiseParams = PATTERN.parse().expect("valid Noise pattern name");
     snow::Builder::with_resolver(params, Box::new(Resolver { seed }))
         .local_private_key(&local.private)
         .expect("32-byte X25519 key")
-        .prologue(PROLOGUE)
+        .prologue(purpose.prologue())
         .expect("prologue set once")
 }
 
-/// MAC1 of a control initiation whose bytes before it are `signed` (keyed from the supernode's public
-/// key: see [`MacKeys::for_supernode`]).
+/// MAC1 of a control initiation whose bytes before it are `signed`.
 pub fn initiation_mac(supernode: &PublicKey, signed: &[u8]) -> [u8; CTL_MAC_LEN] {
-    MacKeys::for_supernode(supernode).mac1(supernode, signed)
+    initiation_mac_for(Purpose::Control, supernode, signed)
+}
+
+/// MAC1 of an initiation of `purpose` to `responder` over `signed` (the bytes before the MAC).
+pub fn initiation_mac_for(
+    purpose: Purpose,
+    responder: &PublicKey,
+    signed: &[u8],
+) -> [u8; CTL_MAC_LEN] {
+    purpose.mac_keys(responder).mac1(responder, signed)
 }
 
 /// Checks MAC1 of a whole control initiation datagram in constant time.
 pub fn verify_initiation_mac(supernode: &PublicKey, datagram: &[u8]) -> bool {
+    verify_initiation_mac_for(Purpose::Control, supernode, datagram)
+}
+
+/// Checks MAC1 of a whole initiation datagram of `purpose` (CTL_INIT and FED_INIT share the layout up to
+/// it) addressed to `responder`, in constant time.
+pub fn verify_initiation_mac_for(purpose: Purpose, responder: &PublicKey, datagram: &[u8]) -> bool {
     let n = CtlInit::signed_len();
-    if datagram.len() != CtlInit::mac2_input_len() + MAC_LEN {
+    if datagram.len() != purpose.initiation_len() {
         return false;
     }
     let mut mac = [0u8; CTL_MAC_LEN];
     mac.copy_from_slice(&datagram[n..n + CTL_MAC_LEN]);
-    MacKeys::for_supernode(supernode).verify_mac1(supernode, &datagram[..n], &mac)
+    purpose
+        .mac_keys(responder)
+        .verify_mac1(responder, &datagram[..n], &mac)
 }
 
 /// A whole control initiation datagram from `local` to the supernode whose key is `supernode`: the state
@@ -100,8 +159,19 @@ impl CtlInitiator {
         timestamp: u64,
         seed: [u8; 32],
     ) -> Result<(CtlInitiator, [u8; CTL_NOISE_INIT_LEN]), HandshakeError> {
-        let mut state = builder(seed, local)
-            .remote_public_key(&supernode.0)?
+        Self::start_for(Purpose::Control, local, supernode, timestamp, seed)
+    }
+
+    /// Starts a handshake of `purpose` with the holder of `responder`: the state and the Noise message.
+    pub fn start_for(
+        purpose: Purpose,
+        local: &StaticKeypair,
+        responder: &PublicKey,
+        timestamp: u64,
+        seed: [u8; 32],
+    ) -> Result<(CtlInitiator, [u8; CTL_NOISE_INIT_LEN]), HandshakeError> {
+        let mut state = builder(purpose, seed, local)
+            .remote_public_key(&responder.0)?
             .build_initiator()?;
         let mut msg = [0u8; CTL_NOISE_INIT_LEN];
         let n = state.write_message(&timestamp.to_be_bytes(), &mut msg)?;
@@ -115,7 +185,7 @@ impl CtlInitiator {
     }
 }
 
-/// What the supernode learns from a valid control initiation: the edge's proven key, its timestamp, the
+/// What a responder learns from a valid initiation: the initiator's proven key, its timestamp, the
 /// response and the session keys (the layout of the edge handshake's, whose code it shares).
 pub type CtlResponded = Responded;
 
@@ -125,7 +195,18 @@ pub fn respond(
     msg: &[u8],
     seed: [u8; 32],
 ) -> Result<CtlResponded, HandshakeError> {
-    crate::handshake::answer(builder(seed, local).build_responder()?, msg)
+    respond_for(Purpose::Control, local, msg, seed)
+}
+
+/// Answers an initiation of `purpose` (after its MAC was checked). The caller decides whether to keep
+/// the session: `remote` is the initiator's proven static key.
+pub fn respond_for(
+    purpose: Purpose,
+    local: &StaticKeypair,
+    msg: &[u8],
+    seed: [u8; 32],
+) -> Result<CtlResponded, HandshakeError> {
+    crate::handshake::answer(builder(purpose, seed, local).build_responder()?, msg)
 }
 
 #[cfg(test)]
@@ -162,6 +243,31 @@ mod tests {
         let (_, m1) =
             crate::handshake::Initiator::start(&edge, &sn.public, &[0; 32], 1, [3; 32]).unwrap();
         assert!(respond(&sn, &m1, [4; 32]).is_err());
+    }
+
+    #[test]
+    fn federation_and_control_handshakes_do_not_mix() {
+        let (a, b) = (kp(1), kp(2));
+        let (fi, m1) =
+            CtlInitiator::start_for(Purpose::Federation, &a, &b.public, 9, [3; 32]).unwrap();
+        // A federation initiation is not a control one, and the reverse.
+        assert!(respond(&b, &m1, [4; 32]).is_err());
+        let r = respond_for(Purpose::Federation, &b, &m1, [4; 32]).unwrap();
+        assert_eq!((r.remote, r.timestamp), (a.public, 9));
+        assert!(fi.finish(&r.msg).is_ok());
+        let (_, c1) = CtlInitiator::start(&a, &b.public, 9, [3; 32]).unwrap();
+        assert!(respond_for(Purpose::Federation, &b, &c1, [4; 32]).is_err());
+        // Nor are their MACs.
+        let signed = [7u8; 112];
+        let mut d = signed.to_vec();
+        d.extend_from_slice(&initiation_mac_for(Purpose::Federation, &b.public, &signed));
+        assert!(verify_initiation_mac_for(
+            Purpose::Federation,
+            &b.public,
+            &d
+        ));
+        d.extend_from_slice(&[0; MAC_LEN]);
+        assert!(!verify_initiation_mac(&b.public, &d));
     }
 
     #[test]

@@ -76,15 +76,17 @@ impl MacKeys {
         MacKeys::new(&community.handshake_mac)
     }
 
-    /// The keys of the control channel with the supernode whose static key is `supernode`: MAC1 and the
-    /// cookie sealing key come from its public key (as WireGuard keys them from the responder's), so any
-    /// edge that knows whom it addresses can compute them, and nobody else.
-    pub fn for_supernode(supernode: &PublicKey) -> MacKeys {
-        let base: [u8; 32] = hmac(b"weft/v2 control channel mac", &[&supernode.0])
-            .finalize()
-            .into_bytes()
-            .into();
+    /// The keys of initiations to the holder of `responder` (the control channel's, a federation link's:
+    /// `label` tells them apart): MAC1 and the cookie sealing key come from its public key (as WireGuard
+    /// keys them from the responder's), so anyone who knows whom it addresses can compute them.
+    pub fn for_responder(label: &[u8], responder: &PublicKey) -> MacKeys {
+        let base: [u8; 32] = hmac(label, &[&responder.0]).finalize().into_bytes().into();
         MacKeys::new(&base)
+    }
+
+    /// The control channel's keys with the supernode whose static key is `supernode`.
+    pub fn for_supernode(supernode: &PublicKey) -> MacKeys {
+        crate::control::Purpose::Control.mac_keys(supernode)
     }
 
     /// The keys derived from the community's handshake MAC key.

@@ -20,8 +20,8 @@ use sha2::Sha256;
 use crate::secret::{key_material, CommunitySecret, KdfCost};
 use crate::wire::ADMISSION_TAG_LEN;
 
-/// Domain separation for the derivations that do not involve the community secret (the community id, the
-/// federation key): unchanged since protocol version 1.
+/// Domain separation for the derivation that does not involve the community secret (the community id):
+/// unchanged since protocol version 1.
 const KDF_SALT: &[u8] = b"weft/v1";
 
 /// Domain separation for the keys derived from a community secret, protocol version 2 (the secret
@@ -128,22 +128,6 @@ impl AdmissionKey {
             <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(message);
         mac.verify_truncated_left(tag).is_ok()
-    }
-}
-
-/// What federated supernodes share: derived from the `[supernode] federation` secret, it authenticates
-/// their control messages to each other (HMAC-SHA256, truncated to 16 bytes, as admission proofs).
-#[derive(Clone, PartialEq, Eq)]
-pub struct FederationKey(pub AdmissionKey);
-
-impl FederationKey {
-    /// Derives the key from the federation secret.
-    pub fn derive(secret: &[u8]) -> FederationKey {
-        let mut k = [0u8; 32];
-        Hkdf::<Sha256>::new(Some(KDF_SALT), secret)
-            .expand(b"federation", &mut k)
-            .expect("32 bytes is a valid HKDF output length");
-        FederationKey(AdmissionKey(k))
     }
 }
 

@@ -77,11 +77,9 @@ fn encode(m: &Message) -> Vec<u8> {
         }
         Message::SupernodePing(nonce) => wire::encode_supernode_ping(*nonce, &mut out),
         Message::SupernodePong(p) => p.encode(&mut out),
-        // Signed messages re-encode as what was signed plus the tag (the key is the receiver's business).
-        Message::Fed { signed, tag, .. } => {
-            out.extend_from_slice(signed);
-            out.extend_from_slice(tag);
-        }
+        Message::Fed(m) => m.encode(&mut out),
+        Message::FedInit(m) => m.encode(&mut out),
+        Message::FedResp(m) => m.encode(&mut out),
         Message::FedRelay {
             community,
             src,
@@ -576,6 +574,8 @@ fn sn_outcomes(s: &SupernodeStats) -> u64 {
         + s.pings
         + s.federation_received
         + s.federation_rejected
+        + s.federation_unauthenticated
+        + s.federation_handshakes
         + s.ctl_handshakes
         + s.ctl_rejected
         + s.unauthenticated

@@ -47,6 +47,13 @@ pub fn server_event(sn: &Supernode, ev: &SupernodeEvent) -> weft_mgmt::ServerEve
             "edge_revoked",
             json!({"community": community_label(sn, community), "edge": edge.to_string(), "reason": format!("{reason:?}")}),
         ),
+        SupernodeEvent::FederationPeerUp { peer } => {
+            ("federation_peer_up", json!({"peer": peer.to_string()}))
+        }
+        SupernodeEvent::FederationKeyMismatch { peer, key } => (
+            "federation_key_mismatch",
+            json!({"peer": peer.to_string(), "key": key.to_string()}),
+        ),
     };
     data["time_ms"] = json!(unix_ms());
     weft_mgmt::ServerEvent {
@@ -110,6 +117,13 @@ pub fn log_event(sn: &Supernode, ev: &SupernodeEvent, refusals: &mut LogBudget) 
         SupernodeEvent::EdgeExpired { community, edge } => tracing::info!(
             "edge {edge:?} of community {} expired (no refresh)",
             community_label(sn, community)
+        ),
+        SupernodeEvent::FederationPeerUp { peer } => {
+            tracing::info!("federation session with peer {peer} made (its key proven)")
+        }
+        SupernodeEvent::FederationKeyMismatch { peer, key } => tracing::warn!(
+            "federation peer {peer} proved key {key}, not the one its peer line gives: refused; check the \
+             key in `peer = {peer} KEY` against `weft-supernode show-key` on that supernode"
         ),
     }
 }

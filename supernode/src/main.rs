@@ -158,16 +158,22 @@ impl Daemon for Start {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_micros() as u64)
                 .unwrap_or(0),
-            federation: s
-                .federation
-                .as_deref()
-                .map(|f| weft_proto::keys::FederationKey::derive(f.as_bytes())),
             peers: s.peers.clone(),
             identity,
             seed: rand::random(),
             ..SupernodeConfig::default()
         };
         let sn = Supernode::new(cfg, Instant::now(), leases);
+        if s.federation_secret_ignored {
+            tracing::warn!(
+                "[supernode] federation (or WEFT_FEDERATION) is set but no longer used: federation links \
+                 are authenticated by the supernodes' own keys, given with each peer \
+                 (peer = HOST[:PORT] KEY); remove the option"
+            );
+        }
+        for p in &s.peers {
+            tracing::info!("federation peer {} with key {}", p.addr, p.key);
+        }
         tracing::info!(
             "weft-supernode {} session {} listening on udp {} with key {}, {}, {} leases restored",
             weft_cli::VERSION,
@@ -244,6 +250,7 @@ fn reload(
         ("supernode.auto_ip_min", new.pool_min != running.pool_min),
         ("supernode.auto_ip_max", new.pool_max != running.pool_max),
         ("supernode.lease_time", new.lease_time != running.lease_time),
+        ("supernode.peer", new.peers != running.peers),
         (
             "supernode.handshake_load",
             new.handshake_load != running.handshake_load,

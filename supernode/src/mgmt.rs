@@ -100,6 +100,8 @@ fn stats_json(st: &SupernodeStats) -> Value {
         "federation_sent": st.federation_sent,
         "federation_received": st.federation_received,
         "federation_rejected": st.federation_rejected,
+        "federation_unauthenticated": st.federation_unauthenticated,
+        "federation_handshakes": st.federation_handshakes,
         "revoked": st.revoked,
         "ctl_handshakes": st.ctl_handshakes,
         "ctl_rejected": st.ctl_rejected,
@@ -148,12 +150,14 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
     m.family(
         "weft_federation_messages_total",
         Kind::Counter,
-        "Federation control messages: sent, received (authenticated), rejected (bad secret, unknown peer, replay).",
+        "Federation packets: sent and received (sealed in a peer's session), rejected (a handshake not from a configured peer or proving another key, a forged or replayed one, a sealed packet that did not open, a relayed packet from an address without a session), unauthenticated (a federation message in the clear), handshakes (sessions made).",
     );
     for (outcome, n) in [
         ("sent", st.federation_sent),
         ("received", st.federation_received),
         ("rejected", st.federation_rejected),
+        ("unauthenticated", st.federation_unauthenticated),
+        ("handshakes", st.federation_handshakes),
     ] {
         m.sample("weft_federation_messages_total", &[("outcome", outcome)], n);
     }
@@ -260,11 +264,12 @@ pub fn module(ctx: Arc<Context>) -> anyhow::Result<RpcModule<Arc<Context>>> {
             .apply(&s.peers)
             .iter()
             .map(|p| {
-                let up = p
-                    .last_heard
-                    .is_some_and(|t| s.now.saturating_duration_since(t) < up_within);
+                let up = p.up
+                    && p.last_heard
+                        .is_some_and(|t| s.now.saturating_duration_since(t) < up_within);
                 json!({
                     "addr": p.addr.to_string(),
+                    "key": p.key.to_string(),
                     "state": if up { "up" } else if p.last_heard.is_some() { "down" } else { "unknown" },
                     "last_seen_ms": p.last_heard.map(|t| s.now.saturating_duration_since(t).as_millis() as u64),
                     "edges": p.edges,

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use weft_config::{Config, ConfigError, Schema};
 use weft_daemon::{Common, MgmtSettings};
+use weft_proto::keys::PublicKey;
+use weft_proto::supernode::FedPeer;
 
 /// Every option weft-supernode understands: its own and the daemons' common ones.
 pub static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
@@ -28,9 +30,11 @@ pub struct Settings {
     pub lease_time: Duration,
     /// Control handshakes a second above which initiations need a cookie.
     pub handshake_load: u32,
-    /// Federation peers (resolved at start) and secret.
-    pub peers: Vec<SocketAddr>,
-    pub federation: Option<String>,
+    /// Federation peers, resolved at start, each with the key it must prove.
+    pub peers: Vec<FedPeer>,
+    /// `[supernode] federation` is set: ignored since federation links are authenticated by the
+    /// supernodes' keys (the daemon warns).
+    pub federation_secret_ignored: bool,
     /// `[daemon]` and `[logging]`.
     pub common: Common,
     /// `[management]`.
@@ -55,24 +59,25 @@ impl Settings {
             ));
         }
         let handshake_load: u32 = cfg.require("supernode", "handshake_load")?;
-        let mut peers = Vec::new();
-        for name in cfg.parse_all::<String>("supernode", "peer")? {
-            peers.push(resolve_peer(&name).map_err(|why| cfg.invalid("supernode", "peer", &why))?);
+        let mut peers: Vec<FedPeer> = Vec::new();
+        for spec in cfg.parse_all::<PeerSpec>("supernode", "peer")? {
+            let addr =
+                resolve_peer(&spec.name).map_err(|why| cfg.invalid("supernode", "peer", &why))?;
+            if peers.iter().any(|p| p.addr == addr) {
+                return Err(cfg.invalid("supernode", "peer", format!("{addr} is listed twice")));
+            }
+            peers.push(FedPeer {
+                addr,
+                key: spec.key,
+            });
         }
-        let federation: Option<String> = cfg
-            .parse("supernode", "federation")?
-            .or_else(|| std::env::var("WEFT_FEDERATION").ok())
-            .filter(|s: &String| !s.is_empty());
-        if !peers.is_empty() && federation.is_none() {
-            return Err(cfg.invalid(
-                "supernode",
-                "peer",
-                "needs a federation secret ([supernode] federation or WEFT_FEDERATION)",
-            ));
-        }
+        let federation_secret_ignored = cfg
+            .get("supernode", "federation")
+            .is_some_and(|s| !s.value.is_empty())
+            || std::env::var_os("WEFT_FEDERATION").is_some_and(|v| !v.is_empty());
         Ok(Settings {
             peers,
-            federation,
+            federation_secret_ignored,
             bind: cfg.require("connection", "bind")?,
             community_file: cfg.parse("supernode", "community_file")?,
             pool_min,
@@ -83,6 +88,36 @@ impl Settings {
             mgmt: MgmtSettings::from_config(cfg)?,
             session,
         })
+    }
+}
+
+/// One `peer` value: `HOST[:PORT] KEY`, the key as `weft-supernode show-key` prints it on that peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub name: String,
+    pub key: PublicKey,
+}
+
+impl std::str::FromStr for PeerSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut words = s.split_whitespace();
+        let name = words.next().ok_or("empty")?.to_string();
+        let key = words
+            .next()
+            .ok_or(
+                "expected HOST[:PORT] KEY: the peer's public key (64 hex digits, as \
+                 `weft-supernode show-key` prints it there) is required",
+            )?
+            .parse::<PublicKey>()
+            .map_err(|e| {
+                format!("the peer's key must be 64 hex digits (weft-supernode show-key): {e}")
+            })?;
+        if words.next().is_some() {
+            return Err("expected HOST[:PORT] and one key after it".into());
+        }
+        Ok(PeerSpec { name, key })
     }
 }
 
@@ -170,5 +205,49 @@ mod tests {
         assert!(e.contains("sn.conf:3") && e.contains("lease_time"), "{e}");
         let e = load("[connection]\nbind=nope\n").unwrap_err().to_string();
         assert!(e.contains("sn.conf:2") && e.contains("bind"), "{e}");
+    }
+
+    #[test]
+    fn peers_need_their_key() {
+        let key = "ab".repeat(32);
+        let s = load(&format!(
+            "[supernode]\npeer = 192.0.2.1 {key}\npeer = 192.0.2.2:7800 {key}\n"
+        ))
+        .unwrap();
+        assert_eq!(s.peers.len(), 2);
+        assert_eq!(s.peers[0].addr, "192.0.2.1:7700".parse().unwrap());
+        assert_eq!(s.peers[1].addr, "192.0.2.2:7800".parse().unwrap());
+        assert_eq!(s.peers[0].key, key.parse().unwrap());
+        assert!(!s.federation_secret_ignored);
+        // No key, a bad key, two keys: each error names the file, line and option.
+        for (line, bad) in [
+            "peer = 192.0.2.1".to_string(),
+            "peer = 192.0.2.1 abcd".to_string(),
+            format!("peer = 192.0.2.1 {key} {key}"),
+        ]
+        .iter()
+        .map(|l| (3, l))
+        {
+            let e = load(&format!("[supernode]\n\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("sn.conf:{line}")) && e.contains("peer"),
+                "{e}"
+            );
+        }
+        let e = load(&format!(
+            "[supernode]\npeer = 192.0.2.1 {key}\npeer = 192.0.2.1:7700 {key}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("listed twice"), "{e}");
+        // The shared secret of earlier versions is still accepted, and ignored (with a warning).
+        let s = load(&format!(
+            "[supernode]\npeer = 192.0.2.1 {key}\nfederation = old secret\n"
+        ))
+        .unwrap();
+        assert!(s.federation_secret_ignored);
+        assert_eq!(s.peers.len(), 1);
     }
 }

@@ -621,6 +621,41 @@ impl Edge {
 }
 
 impl Testbed {
+    /// The public key of the supernode that runs (or will run) in `host`, for its federation peers'
+    /// `peer = HOST:PORT KEY` lines: its identity is created now in its state directory if it has none
+    /// (`weft-supernode keygen`), where [`Testbed::start_supernode`] then finds it.
+    pub fn supernode_key(&self, host: &Host) -> Result<String> {
+        self.supernode_key_at(&host.role)
+    }
+
+    /// [`Testbed::supernode_key`] for the state directory of `role` (a role that never runs a supernode
+    /// gives a key nobody holds).
+    pub fn supernode_key_at(&self, role: &str) -> Result<String> {
+        let state = self.dir().join("state").join(role);
+        std::fs::create_dir_all(&state)?;
+        let bin = find_bin("weft-supernode")?;
+        let bin = bin.to_string_lossy().into_owned();
+        let dir = state.to_string_lossy().into_owned();
+        let command = if state.join("identity.key").exists() {
+            "show-key"
+        } else {
+            "keygen"
+        };
+        let out = crate::cmd::run_ok(&bin, &[command, "--state-dir", &dir])?;
+        let key = out
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!(
+                "weft-supernode {command} printed {:?}, expected a 64-digit key",
+                out.trim()
+            );
+        }
+        Ok(key)
+    }
+
     /// Writes a supernode config into the temp dir and starts `weft-supernode` in `host`.
     pub fn start_supernode(&self, host: &Host, cfg: &SupernodeConfig) -> Result<Supernode> {
         self.start_supernode_in(host, cfg, None)

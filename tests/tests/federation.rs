@@ -14,16 +14,18 @@ use weft_e2e::{
     Testbed, COMMUNITY, SECRET,
 };
 
-const FEDERATION: &str = "federation secret of the test";
-
-/// A supernode federated with `peers` (addresses), with `secret`.
-fn fed_sn(tb: &Testbed, host: &Host, peers: &[&Host], secret: &str) -> Result<Supernode> {
+/// A supernode federated with `peers`: each host's address with the key of the supernode there (or, for
+/// a host given with `Some(role)`, the key of `role`'s identity instead, which that host does not hold).
+fn fed_sn(tb: &Testbed, host: &Host, peers: &[(&Host, Option<&str>)]) -> Result<Supernode> {
     let mut cfg = SupernodeConfig::default();
-    for p in peers {
+    for (p, key_of) in peers {
+        let key = match key_of {
+            None => tb.supernode_key(p)?,
+            Some(role) => tb.supernode_key_at(role)?,
+        };
         cfg.overrides
-            .push(format!("supernode.peer={}:7700", p.public_ip));
+            .push(format!("supernode.peer={}:7700 {key}", p.public_ip));
     }
-    cfg.overrides.push(format!("supernode.federation={secret}"));
     let sn = tb.start_supernode(host, &cfg)?;
     sn.wait_ready(tb, Duration::from_secs(10))?;
     Ok(sn)
@@ -33,8 +35,8 @@ fn fed_sn(tb: &Testbed, host: &Host, peers: &[&Host], secret: &str) -> Result<Su
 fn federated_pair(tb: &Testbed) -> Result<(Supernode, Supernode)> {
     let h_sn1 = tb.add_public_host("sn1", false)?;
     let h_sn2 = tb.add_public_host("sn2", false)?;
-    let sn1 = fed_sn(tb, &h_sn1, &[&h_sn2], FEDERATION)?;
-    let sn2 = fed_sn(tb, &h_sn2, &[&h_sn1], FEDERATION)?;
+    let sn1 = fed_sn(tb, &h_sn1, &[(&h_sn2, None)])?;
+    let sn2 = fed_sn(tb, &h_sn2, &[(&h_sn1, None)])?;
     Ok((sn1, sn2))
 }
 
@@ -270,25 +272,26 @@ fn stable_ip_body(tb: &Testbed) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// e. a federation message with the wrong secret is ignored and counted
+// e. a supernode that cannot prove the key it is configured with is not a peer
 
 #[test]
-fn wrong_federation_secret_is_ignored() {
+fn wrong_federation_key_is_ignored() {
     run_e2e(
-        "federation::wrong_federation_secret_is_ignored",
+        "federation::wrong_federation_key_is_ignored",
         Duration::from_secs(60),
-        wrong_secret_body,
+        wrong_key_body,
     );
 }
 
-fn wrong_secret_body(tb: &Testbed) -> Result<()> {
+fn wrong_key_body(tb: &Testbed) -> Result<()> {
     let h_sn1 = tb.add_public_host("sn1", false)?;
     let h_bad = tb.add_public_host("bad", false)?;
     let ha = tb.add_nat_host("a", Nat::Cone, false)?;
     let hm = tb.add_nat_host("m", Nat::Cone, false)?;
-    // sn1 lists the impostor as a peer (so only the secret keeps it out).
-    let sn1 = fed_sn(tb, &h_sn1, &[&h_bad], FEDERATION)?;
-    let bad = fed_sn(tb, &h_bad, &[&h_sn1], "not the federation secret")?;
+    // sn1 lists the impostor's address as a peer, with the key of a supernode that is not there (so only
+    // the key keeps it out); the impostor lists sn1 with sn1's real key.
+    let sn1 = fed_sn(tb, &h_sn1, &[(&h_bad, Some("sn-elsewhere"))])?;
+    let bad = fed_sn(tb, &h_bad, &[(&h_sn1, None)])?;
     let a = edge_on(tb, &ha, &[&sn1], Some("10.200.0.1/24"))?;
     let m = edge_on(tb, &hm, &[&bad], Some("10.200.0.9/24"))?;
     a.wait_registered(tb, Duration::from_secs(15))?;
@@ -303,7 +306,12 @@ fn wrong_secret_body(tb: &Testbed) -> Result<()> {
     sleep(Duration::from_secs(2))?;
     ensure!(
         sn_stat(&sn1, "federation_received")? == 0,
-        "sn1 accepted a message signed with another secret"
+        "sn1 accepted a message from a supernode without the configured key"
+    );
+    ensure!(
+        sn_stat(&sn1, "federation_handshakes")? == 0
+            && sn_stat(&bad, "federation_handshakes")? == 0,
+        "a federation session was made with the impostor"
     );
     let peers = sn1.call("get_supernodes", json!({}))?;
     ensure!(
@@ -316,7 +324,7 @@ fn wrong_secret_body(tb: &Testbed) -> Result<()> {
         a.peers()?
     );
     tb.figure(&format!(
-        "sn1 rejected {} federation messages signed with the wrong secret; A knows no peer",
+        "sn1 rejected {} federation packets from a supernode without the configured key; A knows no peer",
         sn_stat(&sn1, "federation_rejected")?
     ));
     Ok(())

@@ -12,11 +12,12 @@
 //! every message crosses at most one federation link. That needs every supernode to list every other one
 //! (a full mesh of peers), which is how the daemon documents `supernode.peer`.
 //!
-//! Control messages are authenticated with the federation key and ordered by a per-sender counter; one
-//! with a bad tag, from an address that is not a configured peer, or replayed is dropped and counted
-//! (`federation_rejected`). Relayed packets are not tagged (they are sealed end to end already, and an HMAC
-//! per packet would cost the relay path); they are accepted only from a configured peer's address and only
-//! for an edge registered here.
+//! Control messages travel only sealed in the federation session with the peer (`fed_channel.rs`: a
+//! handshake in which both supernodes prove their configured static keys); anything else is dropped and
+//! counted (`federation_rejected`, or `federation_unauthenticated` for one in the clear). Relayed packets
+//! are not sealed again (they are sealed end to end already, and a second AEAD per packet would cost the
+//! relay path); they are accepted only from the address of a peer with a session in use, and only for an
+//! edge registered here.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,14 +47,10 @@ pub struct RemoteEdge {
 pub(super) struct FederationState {
     /// Remote edges by community, then key.
     pub remote: BTreeMap<CommunityId, BTreeMap<PublicKey, RemoteEdge>>,
-    /// Last counter accepted from each peer.
-    pub last_counter: BTreeMap<SocketAddr, u64>,
-    /// Our last counter sent.
+    /// Our last handshake timestamp.
     pub counter: u64,
     /// Next full announcement.
     pub next_sync: Option<Instant>,
-    /// When each peer was last heard from (an authenticated control message).
-    pub last_heard: BTreeMap<SocketAddr, Instant>,
     /// Our edges dropped by a policy reload, to announce as gone at the next timer.
     pub pending_gone: Vec<(CommunityId, PublicKey)>,
 }
@@ -63,7 +60,11 @@ pub(super) struct FederationState {
 pub struct FedPeerStatus {
     /// Its address.
     pub addr: SocketAddr,
-    /// When it was last heard from.
+    /// The static key it must prove.
+    pub key: PublicKey,
+    /// Whether a session with it is in use.
+    pub up: bool,
+    /// When it was last heard from (an authentic packet).
     pub last_heard: Option<Instant>,
     /// Edges registered with it that it told us about.
     pub edges: usize,
@@ -71,50 +72,40 @@ pub struct FedPeerStatus {
 
 impl Supernode {
     fn federated(&self) -> bool {
-        self.cfg.federation.is_some() && !self.cfg.peers.is_empty()
+        !self.links.links.is_empty()
     }
 
-    /// The next counter: wall-clock microseconds (given at start) plus time since, strictly increasing, so
-    /// it keeps growing across restarts as the peers' replay check needs.
-    fn next_fed_counter(&mut self, now: Instant) -> u64 {
+    /// The next handshake timestamp: wall-clock microseconds (given at start) plus time since, strictly
+    /// increasing, so it keeps growing across restarts as the peers' replay check needs.
+    pub(super) fn next_fed_counter(&mut self, now: Instant) -> u64 {
         let c =
             self.cfg.wall_clock_us + now.saturating_duration_since(self.start).as_micros() as u64;
         self.fed.counter = c.max(self.fed.counter + 1);
         self.fed.counter
     }
 
-    fn send_fed(&mut self, now: Instant, to: SocketAddr, msg: &FedMessage) {
-        let Some(key) = self.cfg.federation.clone() else {
-            return;
-        };
-        let counter = self.next_fed_counter(now);
-        let mut buf = Vec::with_capacity(160);
-        msg.encode(counter, &key, &mut buf);
-        self.stats.federation_sent += 1;
-        self.push(to, buf);
-    }
-
-    fn broadcast_fed(&mut self, now: Instant, msg: &FedMessage) {
-        for peer in self.cfg.peers.clone() {
-            self.send_fed(now, peer, msg);
+    fn broadcast_fed(&mut self, msg: &FedMessage) {
+        for i in 0..self.links.links.len() {
+            let to = self.links.links[i].peer.addr;
+            self.send_fed(to, msg);
         }
     }
 
     /// Tells the peers about a local edge (at once when it is new or moved: `introduce`).
-    pub(super) fn announce_edge(&mut self, now: Instant, e: &EdgeRecord, introduce: bool) {
+    pub(super) fn announce_edge(&mut self, _now: Instant, e: &EdgeRecord, introduce: bool) {
         if self.federated() {
             let msg = FedMessage::Edge {
                 info: peer_info(e, false),
                 introduce,
             };
-            self.broadcast_fed(now, &msg);
+            self.broadcast_fed(&msg);
         }
     }
 
     /// Tells the peers that a local edge is gone.
-    pub(super) fn announce_gone(&mut self, now: Instant, community: CommunityId, key: PublicKey) {
+    pub(super) fn announce_gone(&mut self, _now: Instant, community: CommunityId, key: PublicKey) {
         if self.federated() {
-            self.broadcast_fed(now, &FedMessage::Gone { community, key });
+            self.broadcast_fed(&FedMessage::Gone { community, key });
         }
     }
 
@@ -155,7 +146,6 @@ impl Supernode {
     /// Hands a punch request for a remote edge to its supernode, and tells our edge about it.
     pub(super) fn punch_remote(
         &mut self,
-        now: Instant,
         requester: SocketAddr,
         community: CommunityId,
         from: PublicKey,
@@ -171,7 +161,6 @@ impl Supernode {
         self.send_ctl_to(requester, &buf);
         self.stats.punches += 1;
         self.send_fed(
-            now,
             via,
             &FedMessage::Punch {
                 community,
@@ -211,7 +200,7 @@ impl Supernode {
         dest: PeerTag,
         inner: &[u8],
     ) {
-        if !self.cfg.peers.contains(&from) || self.cfg.federation.is_none() {
+        if !self.links.is_up(from) {
             self.stats.federation_rejected += 1;
             return;
         }
@@ -232,38 +221,8 @@ impl Supernode {
         self.stats.relayed_bytes += inner.len() as u64;
     }
 
-    /// An authenticated-to-be federation control message.
-    pub(super) fn on_fed(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        msg: FedMessage,
-        counter: u64,
-        signed: &[u8],
-        tag: &[u8; wire::FED_TAG_LEN],
-    ) {
-        let ok = self.cfg.peers.contains(&from)
-            && self
-                .cfg
-                .federation
-                .as_ref()
-                .is_some_and(|k| k.0.verify(signed, tag))
-            && self
-                .fed
-                .last_counter
-                .get(&from)
-                .is_none_or(|&c| counter > c);
-        if !ok {
-            self.stats.federation_rejected += 1;
-            return;
-        }
-        let first_contact = self.fed.last_counter.insert(from, counter).is_none();
-        self.fed.last_heard.insert(from, now);
-        self.stats.federation_received += 1;
-        if first_contact {
-            // A peer we had not heard from (it started, or we did): tell it everything we have now.
-            self.sync_to(now, from);
-        }
+    /// A federation control message that arrived sealed in a session with the peer at `from`.
+    pub(super) fn on_fed(&mut self, now: Instant, from: SocketAddr, msg: FedMessage) {
         match msg {
             FedMessage::Edge { info, introduce } => self.on_fed_edge(now, from, info, introduce),
             FedMessage::Gone { community, key } => {
@@ -377,7 +336,7 @@ impl Supernode {
     }
 
     /// Announces every local edge to `peer`.
-    fn sync_to(&mut self, now: Instant, peer: SocketAddr) {
+    pub(super) fn sync_to(&mut self, _now: Instant, peer: SocketAddr) {
         let all: Vec<EdgeRecord> = self
             .communities
             .values()
@@ -388,7 +347,7 @@ impl Supernode {
                 info: peer_info(&e, false),
                 introduce: false,
             };
-            self.send_fed(now, peer, &msg);
+            self.send_fed(peer, &msg);
         }
     }
 
@@ -397,13 +356,16 @@ impl Supernode {
         if !self.federated() {
             return;
         }
+        self.link_timers(now);
         for (community, key) in std::mem::take(&mut self.fed.pending_gone) {
             self.announce_gone(now, community, key);
         }
         let due = self.fed.next_sync.is_none_or(|t| now >= t);
         if due {
             self.fed.next_sync = Some(now + SYNC_INTERVAL);
-            for peer in self.cfg.peers.clone() {
+            for i in 0..self.links.links.len() {
+                let peer = self.links.links[i].peer.addr;
+                self.send_fed_keepalive(peer);
                 self.sync_to(now, peer);
             }
         }
@@ -416,12 +378,15 @@ impl Supernode {
 
     /// The configured federation peers, for the status API.
     pub fn federation_peers(&self) -> Vec<FedPeerStatus> {
-        self.cfg
-            .peers
+        self.links
+            .links
             .iter()
-            .map(|&addr| FedPeerStatus {
+            .map(|l| (l.peer.addr, l))
+            .map(|(addr, l)| FedPeerStatus {
                 addr,
-                last_heard: self.fed.last_heard.get(&addr).copied(),
+                key: l.peer.key,
+                up: l.up(),
+                last_heard: l.last_heard,
                 edges: self
                     .fed
                     .remote

@@ -11,11 +11,16 @@
 //! holder of the key it names, in its own session; every reply, peer list and revocation goes sealed to
 //! that session.
 //!
+//! Federated supernodes talk to each other the same way (`fed_channel.rs`): a session per configured
+//! peer, made with a handshake in which both prove the static key the other is configured with; what a
+//! peer says (`federation.rs`) is believed only sealed in it.
+//!
 //! Relaying is not open: a relay request is only served when it comes from the address of a current
 //! registration (an address only an authentic packet of that edge's session can set), and only towards an
 //! edge of the same community.
 
 mod channel;
+mod fed_channel;
 mod federation;
 mod leases;
 mod pacing;
@@ -25,6 +30,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+pub use fed_channel::{
+    FedPeer, MAX_LINK_SESSIONS, REJECT_AFTER as FED_REJECT_AFTER, REKEY_AFTER as FED_REKEY_AFTER,
+};
 pub use federation::{FedPeerStatus, RemoteEdge, SYNC_INTERVAL};
 pub use leases::{Lease, Leases};
 pub use policy::{glob_match, Admission, AdmissionPolicy, CommunityPolicy, PatternPolicy};
@@ -32,7 +40,7 @@ pub use policy::{glob_match, Admission, AdmissionPolicy, CommunityPolicy, Patter
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::keys::{CommunityId, FederationKey, PeerTag, PublicKey, StaticKeypair};
+use crate::keys::{CommunityId, PeerTag, PublicKey, StaticKeypair};
 use crate::queue::PacketQueue;
 use crate::wire::{
     self, DataKind, Ipv4Net, MacAddr, Message, MsgType, NakReason, PeerInfo, PeerRevoked, Register,
@@ -61,13 +69,12 @@ pub struct SupernodeConfig {
     pub max_communities: usize,
     /// Random per start; tells edges the supernode restarted.
     pub boot_id: u64,
-    /// Wall-clock microseconds at start: federation counters build on it, so they keep growing across
-    /// restarts.
+    /// Wall-clock microseconds at start: federation handshake timestamps build on it, so they keep
+    /// growing across restarts.
     pub wall_clock_us: u64,
-    /// The federation key (from `supernode.federation`); none: not federated.
-    pub federation: Option<FederationKey>,
-    /// The other supernodes of the federation (every one of them: see the federation module).
-    pub peers: Vec<SocketAddr>,
+    /// The other supernodes of the federation, each with the static key it must prove (every one of
+    /// them: see the federation module); empty: not federated.
+    pub peers: Vec<FedPeer>,
     /// The supernode's static key pair: edges pin its public half. The daemon keeps it in its state
     /// directory; the default is a fixed key for tests only.
     pub identity: StaticKeypair,
@@ -91,7 +98,6 @@ impl Default for SupernodeConfig {
             max_communities: 10_000,
             boot_id: 0,
             wall_clock_us: 0,
-            federation: None,
             peers: Vec::new(),
             identity: StaticKeypair::from_private([0x5e; 32]),
             seed: [0; 32],
@@ -135,6 +141,21 @@ pub enum SupernodeEvent {
         /// Why (the NAK it was sent).
         reason: NakReason,
     },
+    /// A federation session with a configured peer was made after a time without one (at start, or the
+    /// peer came back).
+    FederationPeerUp {
+        /// The peer's configured address.
+        peer: SocketAddr,
+    },
+    /// A handshake from a configured peer's address proved another key than the one configured for it
+    /// (an impostor there, or the peer's key changed and this supernode's `peer` line was not updated).
+    /// Reported once per distinct key.
+    FederationKeyMismatch {
+        /// The peer's configured address.
+        peer: SocketAddr,
+        /// The key the handshake proved.
+        key: PublicKey,
+    },
     /// An edge stopped refreshing and was forgotten.
     EdgeExpired {
         /// Its community.
@@ -165,8 +186,14 @@ pub struct SupernodeStats {
     pub federation_sent: u64,
     /// Federation control messages accepted from peers.
     pub federation_received: u64,
-    /// Federation messages dropped: bad authentication, not from a configured peer, or replayed.
+    /// Federation packets dropped: a handshake not from a configured peer's address, with a bad MAC,
+    /// proving another key than the one configured, or replayed; a sealed packet for no session, forged
+    /// or replayed; a relayed packet from an address without a federation session.
     pub federation_rejected: u64,
+    /// Federation control messages that came in the clear (they are believed only sealed).
+    pub federation_unauthenticated: u64,
+    /// Federation sessions made (either side initiating).
+    pub federation_handshakes: u64,
     /// Registrations dropped because a reloaded policy no longer admits them.
     pub revoked: u64,
     /// Control channel handshakes answered.
@@ -235,6 +262,7 @@ pub struct Supernode {
     last_registration: Option<Instant>,
     start: Instant,
     fed: federation::FederationState,
+    links: fed_channel::Links,
     ctl: channel::Channels,
     rng: ChaCha20Rng,
     joins: pacing::JoinPacer,
@@ -261,6 +289,7 @@ impl Supernode {
             last_registration: None,
             start: now,
             fed: Default::default(),
+            links: fed_channel::Links::new(&cfg.peers, now),
             ctl: channel::Channels::new(cfg.handshake_load),
             rng: ChaCha20Rng::from_seed(cfg.seed),
             joins: Default::default(),
@@ -449,12 +478,11 @@ impl Supernode {
                 // Version 2 takes these only sealed in a control session.
                 self.stats.unauthenticated += 1;
             }
-            Message::Fed {
-                msg,
-                counter,
-                signed,
-                tag,
-            } => self.on_fed(now, from, msg, counter, signed, &tag),
+            // Federation: a link's handshake, then only what is sealed in it is believed.
+            Message::FedInit(m) => self.on_fed_init(now, from, m, data),
+            Message::FedResp(m) => self.on_fed_resp(now, from, m),
+            Message::Data(h, _) if h.kind == DataKind::Federation => self.on_fed_data(now, h, data),
+            Message::Fed(_) => self.stats.federation_unauthenticated += 1,
             Message::FedRelay {
                 community,
                 src,
@@ -724,7 +752,7 @@ impl Supernode {
         }
     }
 
-    fn on_punch_request(&mut self, now: Instant, from: SocketAddr, req: wire::PunchRequest) {
+    fn on_punch_request(&mut self, _now: Instant, from: SocketAddr, req: wire::PunchRequest) {
         if self.by_addr.get(&from) != Some(&(req.community, req.from)) {
             self.stats.dropped_packets += 1;
             return;
@@ -733,7 +761,7 @@ impl Supernode {
             return;
         };
         let (Some(a), Some(b)) = (c.edges.get(&req.from), c.edges.get(&req.target)) else {
-            if !self.punch_remote(now, from, req.community, req.from, req.target) {
+            if !self.punch_remote(from, req.community, req.from, req.target) {
                 self.stats.dropped_packets += 1;
             }
             return;

@@ -19,6 +19,9 @@ pub enum DataKind {
     /// Edge and supernode only: a control message (registration, acknowledgement, peer info, ping...)
     /// sealed in the control channel; the plaintext is the message's ordinary encoding.
     Control = 4,
+    /// Supernode and supernode only: a federation message (FED_EDGE, FED_GONE, FED_PUNCH) sealed in the
+    /// federation session of the two; the plaintext is the message's encoding.
+    Federation = 5,
 }
 
 impl DataKind {
@@ -30,6 +33,7 @@ impl DataKind {
             2 => DataKind::Probe,
             3 => DataKind::ProbeReply,
             4 => DataKind::Control,
+            5 => DataKind::Federation,
             _ => return None,
         })
     }

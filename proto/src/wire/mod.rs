@@ -11,7 +11,7 @@
 //!
 //! One file per message family, each message's encoding and decoding side by side (`codec.rs` holds the
 //! shared pieces): `handshake.rs`, `data.rs`, `relay.rs`, `register.rs`, `peers.rs`, `ping.rs`,
-//! `federation.rs`. [`packet`] holds views of the Ethernet, IP, TCP and UDP headers inside the frames the
+//! `control.rs`, `federation.rs`. [`packet`] holds views of the Ethernet, IP, TCP and UDP headers inside the frames the
 //! edge carries, so that nothing outside this module reads a frame by byte offset.
 
 mod addr;
@@ -30,7 +30,7 @@ pub use addr::{Ipv4Net, MacAddr};
 pub use codec::truncate_utf8;
 pub use control::{encode_key_query, CtlInit, CtlResp, KeyReply, KEY_QUERY_LEN};
 pub use data::{DataHeader, DataKind};
-pub use federation::{FedMessage, FED_TAG_LEN};
+pub use federation::{FedInit, FedMessage, FedResp, FED_INIT_LEN, FED_RESP_LEN};
 pub use handshake::{
     encode_cookie_reply, encode_handshake_init, encode_handshake_resp, CookieReply, HandshakeInit,
     HandshakeResp, COOKIE_LEN, COOKIE_NONCE_LEN, MAC_LEN, SEALED_COOKIE_LEN,
@@ -121,14 +121,18 @@ pub enum MsgType {
     KeyQuery = 0x42,
     /// Supernode to edge: my static key.
     KeyReply = 0x43,
-    /// Supernode to supernode: an edge registered with me (authenticated).
+    /// Supernode to supernode: an edge registered with me (only sealed in a federation session).
     FedEdge = 0x38,
-    /// Supernode to supernode: an edge is no longer registered with me (authenticated).
+    /// Supernode to supernode: an edge is no longer registered with me (only sealed).
     FedGone = 0x39,
-    /// Supernode to supernode: my edge asked to punch towards your edge (authenticated).
+    /// Supernode to supernode: my edge asked to punch towards your edge (only sealed).
     FedPunch = 0x3a,
     /// Supernode to supernode: an edge-to-edge packet for your edge.
     FedRelay = 0x3b,
+    /// Supernode to supernode: Noise IK message 1 of a federation link.
+    FedInit = 0x3c,
+    /// Supernode to supernode: Noise IK message 2 of a federation link.
+    FedResp = 0x3d,
 }
 
 impl MsgType {
@@ -159,6 +163,8 @@ impl MsgType {
             0x39 => FedGone,
             0x3a => FedPunch,
             0x3b => FedRelay,
+            0x3c => FedInit,
+            0x3d => FedResp,
             _ => return None,
         })
     }
@@ -235,20 +241,15 @@ pub enum Message<'a> {
     SupernodePing(u64),
     /// See [`SupernodePong`].
     SupernodePong(SupernodePong),
-    /// A federation control message, not yet authenticated: the receiver checks `tag` over `signed`
-    /// with its federation key, then `counter` against the sender's last.
-    Fed {
-        /// The message.
-        msg: FedMessage,
-        /// The sender's counter.
-        counter: u64,
-        /// The bytes the tag covers.
-        signed: &'a [u8],
-        /// The tag.
-        tag: [u8; FED_TAG_LEN],
-    },
+    /// A federation control message: believed only as the plaintext of a sealed federation packet.
+    Fed(FedMessage),
+    /// See [`FedInit`].
+    FedInit(FedInit<'a>),
+    /// See [`FedResp`].
+    FedResp(FedResp<'a>),
     /// An edge-to-edge packet relayed between supernodes: from the sender's edge `src` to the receiver's
-    /// edge `dest`, in `community`. Accepted only from a configured federation peer's address.
+    /// edge `dest`, in `community`. Accepted only from the address of a federation peer with a live
+    /// session.
     FedRelay {
         /// The community.
         community: CommunityId,
@@ -305,9 +306,9 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
         MsgType::Relay | MsgType::Relayed => relay::read_relay(t, &mut r)?,
         MsgType::SupernodePing => Message::SupernodePing(ping::read_ping(&mut r)?),
         MsgType::SupernodePong => Message::SupernodePong(r.read_all()?),
-        MsgType::FedEdge | MsgType::FedGone | MsgType::FedPunch => {
-            federation::decode_signed(t, buf)?
-        }
+        MsgType::FedEdge | MsgType::FedGone | MsgType::FedPunch => federation::read_fed(t, &mut r)?,
+        MsgType::FedInit => Message::FedInit(r.read_all()?),
+        MsgType::FedResp => Message::FedResp(r.read_all()?),
         MsgType::FedRelay => relay::read_fed_relay(&mut r)?,
     })
 }
