@@ -88,7 +88,7 @@ impl Hooks<Edge> for EdgeHooks {
                     last_peer_rx: edge.last_peer_rx(),
                 });
             }
-            Query::SetAllowedPeers(keys) => edge.set_allowed_peers(keys),
+            Query::SetAllowedPeers(keys) => edge.set_allowed_peers(Instant::now(), keys),
         }
     }
 

@@ -260,13 +260,10 @@ impl Daemon for Settings {
             timers,
             limits: Limits::default(),
         };
-        let mut edge = weft_proto::edge::Edge::new(
-            cfg,
-            Instant::now(),
-            events::wall_clock_us(),
-            rand::random(),
-        );
-        edge.set_allowed_peers(s.allow_peers.clone());
+        let now = Instant::now();
+        let mut edge =
+            weft_proto::edge::Edge::new(cfg, now, events::wall_clock_us(), rand::random());
+        edge.set_allowed_peers(now, s.allow_peers.clone());
         if let Some(keys) = &s.allow_peers {
             tracing::info!(
                 "accepting only the {} peer key(s) of [community] allow_peer",

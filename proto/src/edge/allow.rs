@@ -8,6 +8,7 @@
 //! member that keeps knocking, or makes up identities, does not flood the log.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use super::{Core, Edge, Event};
 use crate::keys::PublicKey;
@@ -48,8 +49,10 @@ impl Core {
 impl Edge {
     /// Sets the edge's own list of the peer keys it accepts (`[community] allow_peer`); None accepts
     /// every key the community's policy lets through. Applied at once: peers not on the new list are
-    /// forgotten (sessions, learned MACs, held and unconfirmed handshakes), each reported once.
-    pub fn set_allowed_peers(&mut self, keys: Option<BTreeSet<PublicKey>>) {
+    /// forgotten (sessions, learned MACs, held and unconfirmed handshakes), each reported once, and the
+    /// supernodes are asked for every peer again at once (keys refused before may be listed now). Then
+    /// drain datagrams and events, and read [`Edge::poll_timeout`] again.
+    pub fn set_allowed_peers(&mut self, now: Instant, keys: Option<BTreeSet<PublicKey>>) {
         self.core.allow = AllowList {
             keys,
             reported: BTreeSet::new(),
@@ -70,6 +73,10 @@ impl Edge {
             .retain(|h| allow.keys.as_ref().is_none_or(|k| k.contains(&h.key)));
         core.unconfirmed
             .retain(|key| allow.keys.as_ref().is_none_or(|k| k.contains(key)));
+        for link in core.supernodes.iter_mut().filter(|l| l.registered) {
+            link.want_peers = true;
+            link.next_register = now;
+        }
     }
 
     /// The edge's own list of accepted peer keys, if it has one.

@@ -218,7 +218,7 @@ fn allow_peer_refuses_introduced_keys_it_does_not_list() {
     let t0 = Instant::now();
     let b_addr: SocketAddr = B_ADDR.parse().unwrap();
     let mut e = edge(&keys, &a, t0);
-    e.set_allowed_peers(Some([b.public].into()));
+    e.set_allowed_peers(t0, Some([b.public].into()));
     let mut sn = FakeSupernode::connect(&mut e, SN.parse().unwrap(), t0);
     ack(&mut e, &mut sn, &keys, false, t0);
     not_allowed_events(&mut e);
@@ -248,14 +248,24 @@ fn allow_peer_refuses_introduced_keys_it_does_not_list() {
     assert_eq!(responses(&mut e, b_addr), 1);
 
     // A new list without B: B is forgotten at once and reported; C, now listed, is accepted.
-    e.set_allowed_peers(Some([c.public].into()));
+    e.set_allowed_peers(t0, Some([c.public].into()));
     assert!(e.peers().is_empty());
     assert_eq!(not_allowed_events(&mut e), vec![b.public]);
+    // ... and the supernode is asked for every peer at once (C was refused before).
+    e.handle_timeout(t0);
+    sn.received.clear();
+    sn.drain(&mut e);
+    assert!(
+        sn.received
+            .iter()
+            .any(|m| matches!(wire::decode(m), Ok(Message::Register(r)) if r.wants_peers)),
+        "no registration asking for peers"
+    );
     peer_info(&mut e, &mut sn, &keys, &c, t0);
     assert_eq!(e.peers().len(), 1);
     assert_eq!(initiations_to(&mut e, &c.public), 1);
     // No list: anyone the community admits, as without the option.
-    e.set_allowed_peers(None);
+    e.set_allowed_peers(t0, None);
     peer_info(&mut e, &mut sn, &keys, &b, t0);
     assert_eq!(e.peers().len(), 2);
     assert_eq!(e.stats().dropped_not_allowed, 3);
@@ -269,7 +279,7 @@ fn allow_peer_refuses_unlisted_keys_in_a_restricted_community_without_holding_th
     let t0 = Instant::now();
     let b_addr: SocketAddr = B_ADDR.parse().unwrap();
     let mut e = edge(&keys, &a, t0);
-    e.set_allowed_peers(Some([].into()));
+    e.set_allowed_peers(t0, Some([].into()));
     let mut sn = FakeSupernode::connect(&mut e, SN.parse().unwrap(), t0);
     ack(&mut e, &mut sn, &keys, true, t0);
     // The initiation arrives first: refused outright, not held for the peer info...
