@@ -2,6 +2,7 @@
 //! and the TAP device; this module answers the management side's queries and turns the machine's events
 //! into log lines and `/events`.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use weft_datapath::dataloop;
 use weft_datapath::driver::{self, Hooks};
 use weft_datapath::tap_io::Tap;
 use weft_proto::edge::{Edge, EdgeStats, Event, PeerStatus, SupernodeStatus};
+use weft_proto::keys::PublicKey;
 use weft_proto::wire::Ipv4Net;
 
 use crate::events::{log_event, server_event};
@@ -20,6 +22,8 @@ use crate::events::{log_event, server_event};
 pub enum Query {
     /// Everything the status methods and metrics report.
     Snapshot(oneshot::Sender<Snapshot>),
+    /// A reload changed `allow_peer`: the new list (None: no list).
+    SetAllowedPeers(Option<BTreeSet<PublicKey>>),
 }
 
 /// A copy of the edge's state for the management API, taken between two packets.
@@ -84,6 +88,7 @@ impl Hooks<Edge> for EdgeHooks {
                     last_peer_rx: edge.last_peer_rx(),
                 });
             }
+            Query::SetAllowedPeers(keys) => edge.set_allowed_peers(Instant::now(), keys),
         }
     }
 

@@ -94,6 +94,9 @@ pub fn log_event(edge: &Edge, ev: &Event) {
         Event::PeerRevoked { peer } => tracing::warn!(
             "peer {peer:?} revoked: the supernode says its key is no longer allowed in the community; sessions with it dropped"
         ),
+        Event::PeerNotAllowed { peer } => tracing::warn!(
+            "peer {peer} refused: its key is not on this edge's [community] allow_peer list, although the community admits it (further refusals of this key are only counted, in dropped_not_allowed). If it belongs, add 'allow_peer = {peer}' (weft-edge show-key on that edge prints its key) and reload; if not, ask the supernode's administrator why it is admitted"
+        ),
         Event::SupernodeKeyLearned { supernode, key } => tracing::warn!(
             "supernode {supernode} has key {key}: trusted on first use and stored in the state directory, since the configuration pins none. Check it against `weft-supernode show-key` on the supernode, and pin it with 'supernode = {supernode} {key}'"
         ),
@@ -180,6 +183,7 @@ pub fn server_event(edge: &Edge, ev: &Event) -> weft_mgmt::ServerEvent {
         ),
         Event::PeerGone { peer } => ("peer_gone", json!({"peer": peer.to_string()})),
         Event::PeerRevoked { peer } => ("peer_revoked", json!({"peer": peer.to_string()})),
+        Event::PeerNotAllowed { peer } => ("peer_not_allowed", json!({"peer": peer.to_string()})),
     };
     data["time_ms"] = json!(unix_ms());
     weft_mgmt::ServerEvent {

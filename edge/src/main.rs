@@ -16,10 +16,11 @@ mod pins;
 mod settings;
 mod strength;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -29,7 +30,7 @@ use weft_daemon::privileges::Cap;
 use weft_daemon::startup::{Daemon, Prepared, Readiness};
 use weft_daemon::{Common, MgmtSettings, StartArgs};
 use weft_proto::edge::{AddressMode as ProtoAddressMode, EdgeConfig, Limits, Timers};
-use weft_proto::keys::{CommunityId, CommunityKeys};
+use weft_proto::keys::{CommunityId, CommunityKeys, PublicKey};
 use weft_proto::secret::{CommunitySecret, GeneratedKey, KdfCost};
 use weft_proto::wire::MacAddr;
 
@@ -259,12 +260,16 @@ impl Daemon for Settings {
             timers,
             limits: Limits::default(),
         };
-        let edge = weft_proto::edge::Edge::new(
-            cfg,
-            Instant::now(),
-            events::wall_clock_us(),
-            rand::random(),
-        );
+        let now = Instant::now();
+        let mut edge =
+            weft_proto::edge::Edge::new(cfg, now, events::wall_clock_us(), rand::random());
+        edge.set_allowed_peers(now, s.allow_peers.clone());
+        if let Some(keys) = &s.allow_peers {
+            tracing::info!(
+                "accepting only the {} peer key(s) of [community] allow_peer",
+                keys.len()
+            );
+        }
         tracing::info!(
             "weft-edge {} session {} community {} tap {} mac {} udp {} supernodes {:?} local addresses {:?}",
             weft_cli::VERSION,
@@ -298,10 +303,14 @@ impl Daemon for Settings {
         let vnet = s.offload;
         let state_dir = s.common.state_dir.clone();
         let started = s.clone();
+        let applied = Mutex::new(s.allow_peers.clone());
+        let loop_handle = remote.clone();
         Ok(Prepared {
             methods: mgmt::module(ctx.clone())?.into(),
             metrics: Arc::new(move || Box::pin(mgmt::render_metrics(ctx.clone()))),
-            reload: Arc::new(move |logging| reload(&args, &started, logging)),
+            reload: Arc::new(move |logging| {
+                reload(&args, &started, &applied, &loop_handle, logging)
+            }),
             status,
             ready: Readiness::When(Box::pin(registering(remote))),
             start: Box::new(move |inbox, events| {
@@ -325,11 +334,14 @@ async fn registering(queries: datapath::Remote) -> bool {
     }
 }
 
-/// `reload`: re-reads the configuration; applies what can change at run time (the log level) and names
-/// the options whose change needs a restart.
+/// `reload`: re-reads the configuration; applies what can change at run time (the log level, the
+/// `allow_peer` list, which `allow` holds as last applied) and names the options whose change needs a
+/// restart.
 fn reload(
     args: &StartArgs,
     running: &Settings,
+    allow: &Mutex<Option<BTreeSet<PublicKey>>>,
+    queries: &datapath::Remote,
     logging: &weft_daemon::Logging,
 ) -> Result<(Vec<String>, Vec<String>)> {
     let new = load_settings(args)?;
@@ -337,6 +349,27 @@ fn reload(
     if new.common.verbose != logging.verbose() {
         logging.set_verbose(new.common.verbose)?;
         applied.push("logging.verbose".to_string());
+    }
+    {
+        let mut current = allow.lock().unwrap_or_else(|e| e.into_inner());
+        if new.allow_peers != *current {
+            queries
+                .try_ask(datapath::Query::SetAllowedPeers(new.allow_peers.clone()))
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot apply community.allow_peer: {e}; try again")
+                })?;
+            match &new.allow_peers {
+                Some(keys) => tracing::info!(
+                    "now accepting only the {} peer key(s) of [community] allow_peer",
+                    keys.len()
+                ),
+                None => tracing::info!(
+                    "[community] allow_peer removed: accepting every peer the community admits"
+                ),
+            }
+            current.clone_from(&new.allow_peers);
+            applied.push("community.allow_peer".to_string());
+        }
     }
     let mut restart = Vec::new();
     let mut differs = |name: &str, changed: bool| {

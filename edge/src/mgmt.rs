@@ -102,6 +102,8 @@ fn packetstats(s: &Snapshot) -> Value {
         "dropped_unauthenticated": st.dropped_unauthenticated,
         "dropped_no_route": st.dropped_no_route,
         "dropped_no_capacity": st.dropped_no_capacity,
+        "dropped_not_allowed": st.dropped_not_allowed,
+        "unconfirmed_dropped": st.unconfirmed_dropped,
         "dropped_bad_mac": st.dropped_bad_mac,
         "dropped_handshake_rate": st.dropped_handshake_rate,
         "dropped_bad_cookie": st.dropped_bad_cookie,
@@ -232,6 +234,11 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         "weft_handshakes_total",
         &[("outcome", "cookie_received")],
         st.cookies_received,
+    )
+    .sample(
+        "weft_handshakes_total",
+        &[("outcome", "unconfirmed")],
+        st.unconfirmed_dropped,
     );
     m.family(
         "weft_dropped_packets_total",
@@ -247,6 +254,7 @@ pub fn metrics(ctx: &Context, s: &Snapshot) -> String {
         ("unauthenticated", st.dropped_unauthenticated),
         ("no_route", st.dropped_no_route),
         ("no_capacity", st.dropped_no_capacity),
+        ("not_allowed", st.dropped_not_allowed),
         ("bad_mac", st.dropped_bad_mac),
         ("handshake_rate", st.dropped_handshake_rate),
         ("bad_cookie", st.dropped_bad_cookie),

@@ -5,6 +5,7 @@
 // Config errors carry their origin by value and are built once per start: size does not matter.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -42,6 +43,9 @@ pub struct Settings {
     /// `kdf_memory` and `kdf_passes`: Argon2id's cost for a passphrase.
     pub kdf: KdfCost,
     pub supernodes: Vec<SupernodeSpec>,
+    /// `allow_peer`: the only peer keys this edge accepts; None (the option unset) accepts every key
+    /// the community's supernodes admit.
+    pub allow_peers: Option<BTreeSet<PublicKey>>,
     pub tap_name: String,
     pub address: AddressMode,
     pub mac: Option<MacAddr>,
@@ -78,6 +82,24 @@ impl std::str::FromStr for Advertised {
             .map(|ip| Advertised { ip, port: None })
             .map_err(|_| "expected an IP address or ip:port".to_string())
     }
+}
+
+/// One `allow_peer` value: an edge's public key, as `weft-edge show-key` prints it.
+struct AllowedPeer(PublicKey);
+
+impl std::str::FromStr for AllowedPeer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<PublicKey>().map(AllowedPeer).map_err(|e| {
+            format!("a peer's key must be 64 hex digits (weft-edge show-key on that edge prints it): {e}")
+        })
+    }
+}
+
+/// `allow_peer`, repeatable: None when not given at all.
+fn allow_peers(cfg: &Config) -> Result<Option<BTreeSet<PublicKey>>, ConfigError> {
+    let keys: Vec<AllowedPeer> = cfg.parse_all("community", "allow_peer")?;
+    Ok((!keys.is_empty()).then(|| keys.into_iter().map(|k| k.0).collect()))
 }
 
 /// Reads the secret: command line / environment / file value of `key`, else `key_file`. A text that
@@ -155,6 +177,7 @@ impl Settings {
                 option: "supernode".into(),
             });
         }
+        let allow_peers = allow_peers(cfg)?;
         let tap_name = cfg
             .parse::<String>("tuntap", "name")?
             .unwrap_or_else(|| default_tap_name(&session));
@@ -204,6 +227,7 @@ impl Settings {
             secret,
             kdf,
             supernodes,
+            allow_peers,
             tap_name,
             address,
             mac: cfg.parse("tuntap", "macaddr")?,
@@ -376,6 +400,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("kdf_memory"), "{e}");
+    }
+
+    #[test]
+    fn allow_peer_is_repeatable_and_names_a_bad_key() {
+        assert_eq!(load(MIN, &[]).unwrap().allow_peers, None);
+        let (k1, k2) = ("ab".repeat(32), "CD".repeat(32));
+        let s = load(&format!("{MIN}allow_peer = {k1}\nallow_peer={k2}\n"), &[]).unwrap();
+        let want: BTreeSet<PublicKey> = [k1.parse().unwrap(), k2.parse().unwrap()].into();
+        assert_eq!(s.allow_peers, Some(want));
+        // One digit lost in copying: the error names the file, the line and the option.
+        let e = load(
+            &format!("{MIN}allow_peer={k1}\nallow_peer={}\n", &k2[1..]),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/etc/weft/home.conf:6")
+                && e.contains("allow_peer")
+                && e.contains("show-key"),
+            "{e}"
+        );
+        let e = load(MIN, &["community.allow_peer=nope"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow_peer"), "{e}");
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub struct EdgeConfig {
     pub bind: String,
     pub allow_p2p: bool,
     pub advertise: Vec<String>,
+    /// `[community] allow_peer` lines (public keys).
+    pub allow_peers: Vec<String>,
     pub verbose: u8,
     /// Extra `-O section.option=value` arguments.
     pub overrides: Vec<String>,
@@ -196,6 +198,7 @@ impl EdgeConfig {
             bind: "0.0.0.0:0".into(),
             allow_p2p: true,
             advertise: Vec::new(),
+            allow_peers: Vec::new(),
             verbose: 3,
             overrides: Vec::new(),
             launcher: Vec::new(),
@@ -226,6 +229,9 @@ impl EdgeConfig {
         );
         for sn in &self.supernodes {
             let _ = writeln!(s, "supernode = {sn}");
+        }
+        for k in &self.allow_peers {
+            let _ = writeln!(s, "allow_peer = {k}");
         }
         let _ = writeln!(s, "\n[tuntap]\nname = {}", self.tap);
         match &self.address {
@@ -393,6 +399,11 @@ impl Daemon {
             None => mgmt::socket_path(&self.session),
             Some(r) => r.join("run/weft").join(&self.session).join("mgmt"),
         }
+    }
+
+    /// The config file it was started with (rewrite it, then reload, to test a reload).
+    pub fn conf_path(&self) -> &Path {
+        &self.conf
     }
 
     pub fn log_path(&self) -> &Path {

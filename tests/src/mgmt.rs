@@ -84,6 +84,8 @@ pub struct EdgeStats {
     pub dropped_bad_mac: u64,
     pub dropped_handshake_rate: u64,
     pub cookie_replies_sent: u64,
+    pub dropped_not_allowed: u64,
+    pub unconfirmed_dropped: u64,
 }
 
 impl EdgeStats {

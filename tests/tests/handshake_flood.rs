@@ -1,7 +1,8 @@
 //! Handshake initiations from someone without the community secret, end to end: an edge drops them on
 //! their MAC1 before any Diffie-Hellman, keeps no state for them and never answers, so a flood neither
 //! fills its peer table nor disturbs the traffic of real peers, and a stranger learns nothing to test a
-//! guessed passphrase against.
+//! guessed passphrase against. Someone with the secret, flooding from made-up identities, is answered
+//! but makes no peer either (no session is ever confirmed).
 //!
 //! Needs root (network namespaces) and the daemon binaries built, like `e2e.rs`.
 
@@ -42,6 +43,15 @@ fn stranger_initiation_gets_no_reply() {
         "handshake_flood::stranger_initiation_gets_no_reply",
         BUDGET,
         stranger_body,
+    );
+}
+
+#[test]
+fn insider_flood_from_made_up_identities_makes_no_peers() {
+    run_e2e(
+        "handshake_flood::insider_flood_from_made_up_identities_makes_no_peers",
+        BUDGET,
+        insider_body,
     );
 }
 
@@ -307,6 +317,126 @@ fn stranger_body(tb: &Testbed) -> Result<()> {
             .any(|(_, d)| wire::peek_type(d) == Ok(MsgType::HandshakeResp)),
         "the insider's initiation got no response ({} datagrams): the capture is broken",
         got.len()
+    );
+    Ok(())
+}
+
+/// Someone with the community secret floods e2 with initiations from made-up identities, just under the
+/// load threshold (so each costs e2 a Noise response, the most an insider gets): each is answered, but no
+/// peer is made, since none is confirmed with a packet under the session keys.
+fn insider_body(tb: &Testbed) -> Result<()> {
+    const INSIDER_RATE: u64 = 150;
+    const INSIDER_FLOOD: Duration = Duration::from_secs(4);
+    let m = mesh(tb)?;
+    let mut rng = XorShift::new(seed());
+    let insider = CommunityKeys::derive(
+        COMMUNITY,
+        &CommunitySecret::parse(SECRET)?,
+        &KdfCost::default(),
+    );
+    let n = (INSIDER_RATE * INSIDER_FLOOD.as_secs()) as usize;
+    let mut packets = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut private = [0u8; 32];
+        rng.fill(&mut private);
+        let mut seed = [0u8; 32];
+        rng.fill(&mut seed);
+        let mut b = Vec::new();
+        handshake::initiation(
+            &insider,
+            &StaticKeypair::from_private(private),
+            &m.target_key,
+            i as u32,
+            1,
+            seed,
+            None,
+            &mut b,
+        )
+        .context("building an initiation")?;
+        packets.push(b);
+    }
+    let peers0 = m.e2.peers()?.len();
+    let before = m.e2.info()?.stats;
+    tb.step("an insider floods e2 with made-up identities while e1 pings it");
+    let bg = BackgroundPing::start(
+        &m.e1.ns,
+        &m.ip2.to_string(),
+        PINGS,
+        PING_INTERVAL,
+        (PINGS as f64 * PING_INTERVAL) as u32 + 15,
+        &[],
+    )?;
+    let sock = nsnet::udp_socket_in(&m.attacker_ns, "0.0.0.0:0")?;
+    let start = Instant::now();
+    let mut sent = 0usize;
+    let mut max_peers = peers0;
+    let mut tick = 0u32;
+    let mut answers = 0usize;
+    let responses = |got: Vec<(SocketAddr, Vec<u8>)>| {
+        got.iter()
+            .filter(|(_, d)| wire::peek_type(d) == Ok(MsgType::HandshakeResp))
+            .count()
+    };
+    while sent < packets.len() {
+        // Paced in 10 ms ticks: INSIDER_RATE / 100 a tick (1.5: alternately 1 and 2).
+        let due = ((tick as u64 + 1) * INSIDER_RATE / 100) as usize;
+        while sent < due.min(packets.len()) {
+            if sock.send_to(&packets[sent], m.target).is_ok() {
+                sent += 1;
+            } else {
+                break;
+            }
+        }
+        tick += 1;
+        if tick.is_multiple_of(50) {
+            max_peers = max_peers.max(m.e2.peers()?.len());
+        }
+        // Wait for the next tick reading the answers (the socket's buffer would overflow otherwise).
+        let next = start + Duration::from_millis(10) * tick;
+        if let Some(d) = next.checked_duration_since(Instant::now()) {
+            answers += responses(nsnet::recv_for(&sock, d)?);
+        }
+    }
+    let flood_time = start.elapsed();
+    answers += responses(nsnet::recv_for(&sock, Duration::from_millis(500))?);
+    let p = bg.finish()?;
+    let after = m.e2.info()?.stats;
+    let peers1 = m.e2.peers()?.len();
+    max_peers = max_peers.max(peers1);
+    tb.figure(&format!(
+        "{sent} insider initiations from made-up identities in {:.1} s ({:.0}/s) at e2: {answers} answered, \
+         peer table {peers0} -> {peers1} (max {max_peers}), unconfirmed sessions dropped +{}, \
+         handshakes_rejected +{}, cookie replies +{}; e1 -> e2 ping during the flood: {} lost of {} ({})",
+        flood_time.as_secs_f64(),
+        sent as f64 / flood_time.as_secs_f64(),
+        after.unconfirmed_dropped - before.unconfirmed_dropped,
+        after.handshakes_rejected - before.handshakes_rejected,
+        after.cookie_replies_sent - before.cookie_replies_sent,
+        p.lost(),
+        p.transmitted,
+        p.summary()
+    ));
+    // The control: the initiations got past MAC1 and Noise (an insider is answered)...
+    ensure!(
+        answers >= sent / 2,
+        "only {answers} of {sent} insider initiations were answered: the flood did not reach Noise"
+    );
+    // ... and still made no peer; the unconfirmed sessions are bounded (256), so most were dropped.
+    ensure!(
+        max_peers == peers0,
+        "e2's peer table grew from {peers0} to {max_peers} under the insider flood"
+    );
+    ensure!(
+        after.unconfirmed_dropped - before.unconfirmed_dropped
+            >= (sent as u64).saturating_sub(256) / 2,
+        "e2 dropped only {} unconfirmed sessions of {sent}",
+        after.unconfirmed_dropped - before.unconfirmed_dropped
+    );
+    ensure!(
+        p.lost() * 100 < p.transmitted.max(1),
+        "the insider flood cost {} of {} pings",
+        p.lost(),
+        p.transmitted
     );
     Ok(())
 }

@@ -217,3 +217,116 @@ fn revoke_body(tb: &Testbed) -> Result<()> {
     ));
     Ok(())
 }
+
+/// An edge's own `allow_peer` list (issue 12): in an open community (the supernode admits and
+/// introduces everyone), edge A lists only B. A pings B; A and C cannot reach each other, A says why
+/// once in its log and counts every refusal; B and C are unaffected. A reload that lists C too lets C in
+/// without a restart.
+#[test]
+fn allow_peer_limits_whom_an_edge_talks_to() {
+    run_e2e(
+        "policy::allow_peer_limits_whom_an_edge_talks_to",
+        BUDGET,
+        allow_peer_body,
+    );
+}
+
+fn allow_peer_body(tb: &Testbed) -> Result<()> {
+    let sn_host = tb.add_public_host("sn", false)?;
+    let hosts: Vec<_> = ["ea", "eb", "ec"]
+        .iter()
+        .map(|r| tb.add_public_host(r, false))
+        .collect::<Result<_>>()?;
+    let keys: Vec<String> = hosts
+        .iter()
+        .map(|h| keygen(&tb.dir().join("state").join(&h.role)))
+        .collect::<Result<_>>()?;
+    tb.step(&format!(
+        "edge keys: A {} B {} C {}",
+        keys[0], keys[1], keys[2]
+    ));
+    let sn = tb.start_supernode(&sn_host, &SupernodeConfig::default())?;
+    sn.wait_ready(tb, Duration::from_secs(10))?;
+    let ips: Vec<Ipv4Addr> = (1..=3).map(|i| Ipv4Addr::new(10, 201, 0, i)).collect();
+    let edges: Vec<Edge> = hosts
+        .iter()
+        .zip(&ips)
+        .enumerate()
+        .map(|(i, (h, ip))| {
+            let mut cfg =
+                EdgeConfig::new(COMMUNITY, SECRET, &sn.addr()).static_ip(&format!("{ip}/24"));
+            if i == 0 {
+                cfg.allow_peers = vec![keys[1].clone()];
+            }
+            tb.start_edge(h, &cfg)
+        })
+        .collect::<Result<_>>()?;
+    let (a, b, c) = (&edges[0], &edges[1], &edges[2]);
+    for e in &edges {
+        e.wait_registered(tb, Duration::from_secs(15))?;
+    }
+    first_ping(tb, a, ips[1], Duration::from_secs(15))?;
+    first_ping(tb, c, ips[1], Duration::from_secs(15))?;
+    tb.step("A <-> B and C <-> B ping");
+
+    // A refuses C both ways: C's introduction, C's handshakes (C keeps retrying), A's own traffic.
+    ping_fails(a, ips[2])?;
+    ping_fails(c, ips[0])?;
+    ensure!(!knows(a, &keys[2])?, "A made a peer of C");
+    let stats = a.call("get_packetstats", json!({}))?;
+    let refused = stats["dropped_not_allowed"].as_u64().unwrap_or(0);
+    ensure!(
+        refused >= 2,
+        "A counted {refused} refusals of C (an introduction and C's handshakes): {stats}"
+    );
+    let log = std::fs::read_to_string(a.log_path())?;
+    let line = format!("peer {} refused", keys[2]);
+    ensure!(
+        log.matches(&line).count() == 1 && log.contains("allow_peer") && log.contains("show-key"),
+        "A's log should say once why C is refused ({refused} refusals):\n{}",
+        a.log_tail(30)
+    );
+    ensure!(
+        !log.contains(&format!("peer {} refused", keys[1])),
+        "A refused B"
+    );
+    ensure!(
+        b.call("get_packetstats", json!({}))?["dropped_not_allowed"] == 0
+            && c.call("get_packetstats", json!({}))?["dropped_not_allowed"] == 0,
+        "B or C refused someone without a list"
+    );
+    ping_ok(a, ips[1], 3)?;
+    tb.figure(&format!(
+        "A lists only B: A<->B works, A<->C fails, {refused} refusals counted, one log line"
+    ));
+
+    // List C too and reload: applied at once, no restart; A asks for the peers again and pings C.
+    let conf = std::fs::read_to_string(a.conf_path())?;
+    let widened = conf.replacen(
+        &format!("allow_peer = {}\n", keys[1]),
+        &format!("allow_peer = {}\nallow_peer = {}\n", keys[1], keys[2]),
+        1,
+    );
+    ensure!(
+        widened != conf,
+        "A's config has no allow_peer line:\n{conf}"
+    );
+    std::fs::write(a.conf_path(), widened)?;
+    let t0 = Instant::now();
+    let r = a.call("reload", json!({}))?;
+    ensure!(
+        r["reloaded"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x == "community.allow_peer"))
+            && r["restart_needed"].as_array().is_some_and(|v| v.is_empty()),
+        "reload did not apply allow_peer: {r}"
+    );
+    first_ping(tb, a, ips[2], Duration::from_secs(15))?;
+    ping_ok(c, ips[0], 3)?;
+    ping_ok(a, ips[1], 3)?;
+    tb.figure(&format!(
+        "C listed at reload: A pings C {} later",
+        secs(t0.elapsed())
+    ));
+    Ok(())
+}

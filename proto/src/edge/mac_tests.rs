@@ -15,7 +15,7 @@ const SN: &str = "192.0.2.1:7654";
 const A_ADDR: &str = "198.51.100.1:7777";
 const B_ADDR: &str = "198.51.100.2:7777";
 
-fn edge(
+pub(super) fn edge(
     keys: &CommunityKeys,
     me: &StaticKeypair,
     load: u32,
@@ -58,7 +58,7 @@ fn edge(
 }
 
 /// Tells `e` about `peer` at `addr`, as its supernode would.
-fn introduce(
+pub(super) fn introduce(
     e: &mut Edge,
     sn: &mut FakeSupernode,
     keys: &CommunityKeys,
@@ -82,7 +82,7 @@ fn introduce(
 }
 
 /// Every datagram `e` sent, as edge-to-edge packets (unwrapped from the relay header).
-fn drain(e: &mut Edge) -> Vec<Vec<u8>> {
+pub(super) fn drain(e: &mut Edge) -> Vec<Vec<u8>> {
     let mut v = Vec::new();
     while let Some(t) = e.poll_transmit() {
         match wire::decode(&t.payload) {
@@ -93,7 +93,7 @@ fn drain(e: &mut Edge) -> Vec<Vec<u8>> {
     v
 }
 
-fn of_type(packets: &[Vec<u8>], t: MsgType) -> Vec<Vec<u8>> {
+pub(super) fn of_type(packets: &[Vec<u8>], t: MsgType) -> Vec<Vec<u8>> {
     packets
         .iter()
         .filter(|p| wire::peek_type(p) == Ok(t))
@@ -102,7 +102,7 @@ fn of_type(packets: &[Vec<u8>], t: MsgType) -> Vec<Vec<u8>> {
 }
 
 /// The initiation `a` sent when it was told about its peer.
-fn initiation_from(a: &mut Edge) -> Vec<u8> {
+pub(super) fn initiation_from(a: &mut Edge) -> Vec<u8> {
     let inits = of_type(&drain(a), MsgType::HandshakeInit);
     assert_eq!(inits.len(), 1, "one initiation");
     inits.into_iter().next().unwrap()

@@ -25,7 +25,10 @@
 //! - `send.rs`: putting datagrams into the output queue (control messages, packets on a path, sealed data).
 //! - `status.rs`: events, counters and the status getters.
 //! - `peer.rs`: what the edge knows of one peer; the peer table.
+//! - `unconfirmed.rs`: sessions answered for keys that are not peers yet, until their first packet.
+//! - `allow.rs`: the edge's own list of accepted peer keys (`allow_peer`).
 
+mod allow;
 mod config;
 #[cfg(test)]
 mod fake_supernode;
@@ -41,6 +44,9 @@ mod status;
 mod supernodes;
 mod switch;
 mod timers;
+mod unconfirmed;
+#[cfg(test)]
+mod unconfirmed_tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -63,6 +69,7 @@ use peer::Peer;
 use sessions::HeldInit;
 use supernodes::SupernodeLink;
 use timers::TimerTable;
+use unconfirmed::UnconfirmedTable;
 
 /// Frames for the TAP device and datagrams waiting to be sent are bounded: a driver that stops draining
 /// them loses the oldest, it does not grow without bound.
@@ -120,6 +127,11 @@ struct Core {
     events: VecDeque<Event>,
     stats: EdgeStats,
     held_inits: VecDeque<HeldInit>,
+    /// Sessions we answered for keys that are not peers, until the initiator's first packet confirms
+    /// one (see `unconfirmed.rs`).
+    unconfirmed: UnconfirmedTable,
+    /// Our own list of accepted peer keys, if any (see `allow.rs`).
+    allow: allow::AllowList,
     /// The keys of MAC1 and of cookie replies, from the community secret.
     mac_keys: MacKeys,
     /// Our handshake load, cookie secret and per-source rate limit.
@@ -162,6 +174,8 @@ impl Edge {
                 events: VecDeque::new(),
                 stats: EdgeStats::default(),
                 held_inits: VecDeque::new(),
+                unconfirmed: UnconfirmedTable::default(),
+                allow: allow::AllowList::default(),
                 mac_keys: MacKeys::of(&cfg.community),
                 cookies: CookieChecker::new(cfg.limits.handshake_load),
                 last_peer_request: None,
@@ -322,6 +336,7 @@ impl Edge {
     }
 
     /// A data packet: open it on its session, note where it came from, then hand its payload on by kind.
+    /// A packet whose index names no peer session may confirm an unconfirmed one (looked at only then).
     fn on_data(&mut self, now: Instant, path: Path, h: wire::DataHeader, data: &mut [u8]) {
         let Some(p) = self
             .core
@@ -329,22 +344,65 @@ impl Edge {
             .get(&h.receiver_index)
             .and_then(|key| self.peers.get_mut(key))
         else {
-            self.core.stats.dropped_unknown_session += 1;
+            self.on_unconfirmed_data(now, path, h, data);
             return;
         };
         let core = &mut self.core;
         let Some(plain_len) = core.open_data(p, &h, data, now) else {
             return;
         };
+        core.dispatch_data(
+            p,
+            path,
+            &h,
+            &data[DATA_HEADER_LEN..DATA_HEADER_LEN + plain_len],
+            now,
+        );
+    }
+
+    /// A data packet for no peer session: the first packet on an unconfirmed session makes its sender a
+    /// peer (`sessions.rs`, `confirm_session`); anything else is counted and dropped.
+    fn on_unconfirmed_data(
+        &mut self,
+        now: Instant,
+        path: Path,
+        h: wire::DataHeader,
+        data: &mut [u8],
+    ) {
+        let Some((key, plain_len)) = self.confirm_session(now, &h, data) else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        self.core.dispatch_data(
+            p,
+            path,
+            &h,
+            &data[DATA_HEADER_LEN..DATA_HEADER_LEN + plain_len],
+            now,
+        );
+    }
+}
+
+impl Core {
+    /// An opened data packet from `p`: note where it came from, then hand its payload on by kind.
+    fn dispatch_data(
+        &mut self,
+        p: &mut Peer,
+        path: Path,
+        h: &wire::DataHeader,
+        payload: &[u8],
+        now: Instant,
+    ) {
         if let Path::Direct(from) = path {
-            core.on_direct_rx(p, from, now);
+            self.on_direct_rx(p, from, now);
         }
-        let payload = &data[DATA_HEADER_LEN..DATA_HEADER_LEN + plain_len];
         match (h.kind, path) {
-            (DataKind::Frame, _) => core.deliver_frame(p, path, payload, now),
-            (DataKind::Probe, Path::Direct(from)) => core.answer_probe(p, from, payload, now),
+            (DataKind::Frame, _) => self.deliver_frame(p, path, payload, now),
+            (DataKind::Probe, Path::Direct(from)) => self.answer_probe(p, from, payload, now),
             (DataKind::ProbeReply, Path::Direct(from)) => {
-                core.on_probe_reply(p, from, payload, now)
+                self.on_probe_reply(p, from, payload, now)
             }
             _ => {}
         }

@@ -222,6 +222,7 @@ impl Edge {
         };
         self.core.drop_peer(&p);
         self.core.held_inits.retain(|h| &h.key != key);
+        self.core.unconfirmed.retain(|k| k != key);
         p.up
     }
 

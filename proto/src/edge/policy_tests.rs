@@ -186,3 +186,108 @@ fn before_the_first_ack_initiations_wait() {
         "the open community's ack releases it"
     );
 }
+
+/// Handshake initiations `e` sent towards `peer` (relayed through the supernode at first).
+fn initiations_to(e: &mut Edge, peer: &PublicKey) -> usize {
+    let mut n = 0;
+    while let Some(t) = e.poll_transmit() {
+        if let Ok(Message::Relay { dest: tag, inner }) = wire::decode(&t.payload) {
+            if tag == peer.tag() && wire::peek_type(inner) == Ok(MsgType::HandshakeInit) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn not_allowed_events(e: &mut Edge) -> Vec<PublicKey> {
+    std::iter::from_fn(|| e.poll_event())
+        .filter_map(|ev| match ev {
+            Event::PeerNotAllowed { peer } => Some(peer),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn allow_peer_refuses_introduced_keys_it_does_not_list() {
+    let keys = CommunityKeys::from_key_material("home", b"secret");
+    let a = StaticKeypair::from_private([1; 32]);
+    let b = StaticKeypair::from_private([2; 32]);
+    let c = StaticKeypair::from_private([3; 32]);
+    let t0 = Instant::now();
+    let b_addr: SocketAddr = B_ADDR.parse().unwrap();
+    let mut e = edge(&keys, &a, t0);
+    e.set_allowed_peers(t0, Some([b.public].into()));
+    let mut sn = FakeSupernode::connect(&mut e, SN.parse().unwrap(), t0);
+    ack(&mut e, &mut sn, &keys, false, t0);
+    not_allowed_events(&mut e);
+
+    // C is introduced (the supernode admits it) but not on our list: no peer, no initiation towards it,
+    // counted every time, reported once.
+    peer_info(&mut e, &mut sn, &keys, &c, t0);
+    assert!(e.peers().is_empty());
+    assert_eq!(initiations_to(&mut e, &c.public), 0);
+    peer_info(&mut e, &mut sn, &keys, &c, t0);
+    assert_eq!(e.stats().dropped_not_allowed, 2);
+    assert_eq!(not_allowed_events(&mut e), vec![c.public]);
+    // Its initiation (it knows the secret) gets no answer and leaves no state, not even unconfirmed.
+    let mut m = init(&keys, &c, &a.public, 1);
+    e.handle_udp(t0, b_addr, &mut m);
+    assert_eq!(responses(&mut e, b_addr), 0);
+    assert_eq!(e.unconfirmed_sessions(), 0);
+    assert_eq!(e.stats().dropped_not_allowed, 3);
+    assert!(not_allowed_events(&mut e).is_empty(), "reported twice");
+
+    // B is listed: introduced, initiated to, and answered.
+    peer_info(&mut e, &mut sn, &keys, &b, t0);
+    assert_eq!(e.peers().len(), 1);
+    assert_eq!(initiations_to(&mut e, &b.public), 1);
+    let mut m = init(&keys, &b, &a.public, 2);
+    e.handle_udp(t0, b_addr, &mut m);
+    assert_eq!(responses(&mut e, b_addr), 1);
+
+    // A new list without B: B is forgotten at once and reported; C, now listed, is accepted.
+    e.set_allowed_peers(t0, Some([c.public].into()));
+    assert!(e.peers().is_empty());
+    assert_eq!(not_allowed_events(&mut e), vec![b.public]);
+    // ... and the supernode is asked for every peer at once (C was refused before).
+    e.handle_timeout(t0);
+    sn.received.clear();
+    sn.drain(&mut e);
+    assert!(
+        sn.received
+            .iter()
+            .any(|m| matches!(wire::decode(m), Ok(Message::Register(r)) if r.wants_peers)),
+        "no registration asking for peers"
+    );
+    peer_info(&mut e, &mut sn, &keys, &c, t0);
+    assert_eq!(e.peers().len(), 1);
+    assert_eq!(initiations_to(&mut e, &c.public), 1);
+    // No list: anyone the community admits, as without the option.
+    e.set_allowed_peers(t0, None);
+    peer_info(&mut e, &mut sn, &keys, &b, t0);
+    assert_eq!(e.peers().len(), 2);
+    assert_eq!(e.stats().dropped_not_allowed, 3);
+}
+
+#[test]
+fn allow_peer_refuses_unlisted_keys_in_a_restricted_community_without_holding_them() {
+    let keys = CommunityKeys::from_key_material("home", b"secret");
+    let a = StaticKeypair::from_private([1; 32]);
+    let c = StaticKeypair::from_private([3; 32]);
+    let t0 = Instant::now();
+    let b_addr: SocketAddr = B_ADDR.parse().unwrap();
+    let mut e = edge(&keys, &a, t0);
+    e.set_allowed_peers(t0, Some([].into()));
+    let mut sn = FakeSupernode::connect(&mut e, SN.parse().unwrap(), t0);
+    ack(&mut e, &mut sn, &keys, true, t0);
+    // The initiation arrives first: refused outright, not held for the peer info...
+    let mut m = init(&keys, &c, &a.public, 1);
+    e.handle_udp(t0, b_addr, &mut m);
+    // ... so the supernode's introduction that follows releases nothing.
+    peer_info(&mut e, &mut sn, &keys, &c, t0);
+    assert_eq!(responses(&mut e, b_addr), 0);
+    assert!(e.peers().is_empty());
+    assert_eq!(e.stats().dropped_not_allowed, 2);
+}

@@ -15,6 +15,7 @@ use rand_chacha::rand_core::RngCore;
 
 use super::peer::{Peer, Pending};
 use super::timers::After;
+use super::unconfirmed::{Stale, Unconfirmed};
 use super::{Core, Edge, Event, Path};
 use crate::handshake::{self, Initiator};
 use crate::handshake_mac::{Admit, ReceivedCookie, Source};
@@ -54,7 +55,7 @@ impl Core {
     fn new_index(&mut self) -> u32 {
         loop {
             let i = self.rng.next_u32();
-            if i != 0 && !self.by_index.contains_key(&i) {
+            if i != 0 && !self.by_index.contains_key(&i) && !self.unconfirmed.contains(i) {
                 return i;
             }
         }
@@ -249,6 +250,13 @@ impl Core {
                 return None;
             }
         };
+        self.accept_rx(p, is_next, now);
+        Some(plain_len)
+    }
+
+    /// After an authentic packet from `p` (on its `next` session when `is_next`): the peer spoke, and
+    /// `next` may become current.
+    fn accept_rx(&mut self, p: &mut Peer, is_next: bool, now: Instant) {
         p.last_rx = Some(now);
         p.counters.rx_packets += 1;
         // The peer uses the session we answered: it becomes current. Except when both sides initiated at
@@ -267,7 +275,6 @@ impl Core {
                 self.install_session(p, s, now);
             }
         }
-        Some(plain_len)
     }
 
     fn hold_init(
@@ -395,6 +402,11 @@ impl Edge {
             core.stats.handshakes_rejected += 1;
             return;
         }
+        if !core.peer_allowed(&r.remote) {
+            // Not on our own list: no answer, no state, whatever the supernode says of it.
+            core.refuse_not_allowed(r.remote);
+            return;
+        }
         if core.introduced_only() && !self.peers.get(&r.remote).is_some_and(|p| p.introduced) {
             // A key-restricted community (or one we cannot tell yet): only peers a supernode introduced
             // may handshake, so a revoked edge that knows the secret and our address cannot. The peer
@@ -403,30 +415,106 @@ impl Edge {
             core.hold_init(r.remote, path, from_tag, sender_index, noise, now);
             return;
         }
-        let Some(p) = core.ensure_peer(&mut self.peers, r.remote, now) else {
-            return;
-        };
         let local_index = core.new_index();
-        if r.timestamp <= p.last_init_timestamp {
-            core.stats.dropped_replay += 1;
-            return;
-        }
-        p.last_init_timestamp = r.timestamp;
         let session = Session::new(r.keys, local_index, sender_index, false, now);
-        if let Some(old) = p.next.replace(session) {
-            core.by_index.remove(&old.local_index);
+        if let Some(p) = self.peers.get_mut(&r.remote) {
+            if r.timestamp <= p.last_init_timestamp {
+                core.stats.dropped_replay += 1;
+                return;
+            }
+            p.last_init_timestamp = r.timestamp;
+            if let Some(old) = p.next.replace(session) {
+                core.by_index.remove(&old.local_index);
+            }
+            if let Path::Direct(a) = path {
+                p.add_candidate(a);
+            }
+            core.by_index.insert(local_index, r.remote);
+            core.rearm(p);
+        } else {
+            // Not a peer: Noise proved the key, not the PSK. Keep the session aside until the initiator's
+            // first packet on it proves the PSK too (`confirm_session`); no peer, no timer, no event yet.
+            if self.peers.len() >= core.cfg.limits.max_peers {
+                core.stats.dropped_no_capacity += 1;
+                return;
+            }
+            let entry = Unconfirmed {
+                key: r.remote,
+                session,
+                timestamp: r.timestamp,
+                path,
+            };
+            match core.unconfirmed.insert(entry, now) {
+                Ok(dropped) => core.stats.unconfirmed_dropped += dropped,
+                Err(Stale) => {
+                    core.stats.dropped_replay += 1;
+                    return;
+                }
+            }
         }
-        if let Path::Direct(a) = path {
-            p.add_candidate(a);
-        }
-        core.by_index.insert(local_index, r.remote);
         let keys = core.mac_keys.clone();
         core.send_on_path(path, r.remote.tag(), |buf| {
             wire::encode_handshake_resp(local_index, sender_index, &r.msg, buf, |m| {
                 keys.mac1(&r.remote, m)
             })
         });
+    }
+
+    /// The first packet on an unconfirmed session (`unconfirmed.rs`): opened there, and only if it is
+    /// authentic (so its sender holds the PSK) does its sender become a peer, with the session as its
+    /// `next` (promoted as usual by this very packet). Returns the sender and the plaintext length, or
+    /// None when the packet was dropped (counted).
+    pub(super) fn confirm_session(
+        &mut self,
+        now: Instant,
+        h: &DataHeader,
+        data: &mut [u8],
+    ) -> Option<(PublicKey, usize)> {
+        let core = &mut self.core;
+        let index = h.receiver_index;
+        let Some(u) = core.unconfirmed.get_mut(index, now) else {
+            core.stats.dropped_unknown_session += 1;
+            return None;
+        };
+        let plain_len = match u.session.open(h, data) {
+            Ok(n) => n,
+            Err(OpenError::Replay) => {
+                core.stats.dropped_replay += 1;
+                return None;
+            }
+            Err(OpenError::Auth) => {
+                core.stats.dropped_auth += 1;
+                return None;
+            }
+        };
+        let u = core.unconfirmed.remove(index)?;
+        let key = u.key;
+        // The policy may have changed since we answered.
+        if !core.peer_allowed(&key) {
+            core.refuse_not_allowed(key);
+            return None;
+        }
+        if core.introduced_only() && !self.peers.get(&key).is_some_and(|p| p.introduced) {
+            core.stats.handshakes_rejected += 1;
+            return None;
+        }
+        let p = core.ensure_peer(&mut self.peers, key, now)?;
+        if u.timestamp <= p.last_init_timestamp {
+            // The peer was made meanwhile and accepted a newer initiation.
+            core.stats.dropped_replay += 1;
+            return None;
+        }
+        p.last_init_timestamp = u.timestamp;
+        if let Path::Direct(a) = u.path {
+            p.add_candidate(a);
+        }
+        if let Some(old) = p.next.replace(u.session) {
+            core.by_index.remove(&old.local_index);
+        }
+        core.by_index.insert(index, key);
+        core.accept_rx(p, true, now);
         core.rearm(p);
+        Some((key, plain_len))
     }
 
     /// Answers the held initiations that may now be answered (from `key`, or from anyone when the

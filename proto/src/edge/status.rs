@@ -94,6 +94,13 @@ pub enum Event {
         /// The peer.
         peer: PublicKey,
     },
+    /// A key not on our own `allow_peer` list was refused (introduced by a supernode, or handshaking with
+    /// us), or a peer was forgotten because a new list leaves it out. Once per key between two changes
+    /// of the list; every refusal is counted (`dropped_not_allowed`).
+    PeerNotAllowed {
+        /// The key.
+        peer: PublicKey,
+    },
 }
 
 /// Edge-wide counters. Every dropped datagram lands in exactly one `dropped_*` counter.
@@ -139,6 +146,11 @@ pub struct EdgeStats {
     pub dropped_no_route: u64,
     /// Peer info or handshakes about a new peer, turned away because the peer table is full.
     pub dropped_no_capacity: u64,
+    /// Peer info, handshakes or sessions from keys not on our own `allow_peer` list, refused.
+    pub dropped_not_allowed: u64,
+    /// Sessions we answered for a key that was not a peer and that the initiator never confirmed with a
+    /// packet (expired, or pushed out by newer ones): no peer was made for them.
+    pub unconfirmed_dropped: u64,
     /// Frames sent directly.
     pub tx_direct_frames: u64,
     /// Frames sent through a supernode.
@@ -260,6 +272,11 @@ impl Edge {
                 session: s.session.is_some(),
             })
             .collect()
+    }
+
+    /// Sessions answered for keys that are not peers yet, waiting for their first packet (bounded).
+    pub fn unconfirmed_sessions(&self) -> usize {
+        self.core.unconfirmed.len()
     }
 
     /// When any peer last sent us an authentic packet.

@@ -605,6 +605,7 @@ impl Edge {
                         }
                     }
                     self.core.held_inits.clear();
+                    self.core.unconfirmed.clear();
                 }
             }
             Message::PeerRevoked(rv) => {
@@ -619,6 +620,7 @@ impl Edge {
                     });
                 }
                 self.core.held_inits.retain(|h| h.key != rv.public_key);
+                self.core.unconfirmed.retain(|k| *k != rv.public_key);
             }
             Message::PeerInfo(info) => {
                 if info.community != community {
@@ -630,6 +632,11 @@ impl Edge {
                 }
                 let key = info.public_key;
                 let core = &mut self.core;
+                if !core.peer_allowed(&key) {
+                    // Introduced, but not on our own list: never a peer, never initiated to.
+                    core.refuse_not_allowed(key);
+                    return;
+                }
                 let Some(p) = core.ensure_peer(&mut self.peers, key, now) else {
                     return;
                 };

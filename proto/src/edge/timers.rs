@@ -192,6 +192,10 @@ impl Edge {
         if now >= self.core.mac_sweep_deadline() {
             self.core.sweep_macs(now);
         }
+        // Unconfirmed sessions need no timer of their own (the table is bounded, and a stale one is
+        // never used): they are swept whenever the edge wakes.
+        let expired = self.core.unconfirmed.expire(now);
+        self.core.stats.unconfirmed_dropped += expired;
         while let Some((at, key)) = self.core.timers.pop_due(now) {
             let Some(p) = self.peers.get_mut(&key) else {
                 continue; // forgotten since

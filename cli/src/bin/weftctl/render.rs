@@ -63,6 +63,8 @@ const FIELD_ORDER: &[&str] = &[
     "dropped_unauthenticated",
     "dropped_no_route",
     "dropped_no_capacity",
+    "dropped_not_allowed",
+    "unconfirmed_dropped",
     "dropped_bad_mac",
     "dropped_handshake_rate",
     "dropped_bad_cookie",
