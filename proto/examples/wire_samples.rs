@@ -169,6 +169,36 @@ fn main() -> std::io::Result<()> {
         }
         .encode(b)
     });
+    put("ctl_init", &|b| {
+        wire::CtlInit {
+            sender_index: 7,
+            noise: &[0x11; wire::CTL_NOISE_INIT_LEN],
+            mac: [0x55; wire::CTL_MAC_LEN],
+            mac2: [0; wire::MAC_LEN],
+        }
+        .encode(b)
+    });
+    put("ctl_resp", &|b| {
+        wire::CtlResp {
+            sender_index: 8,
+            receiver_index: 7,
+            noise: &[0x22; wire::CTL_NOISE_RESP_LEN],
+        }
+        .encode(b)
+    });
+    put("key_query", &|b| wire::encode_key_query(b));
+    put("key_reply", &|b| wire::KeyReply { key: edge }.encode(b));
+    put("data_control", &|b| {
+        let mut h = [0u8; DATA_HEADER_LEN];
+        DataHeader {
+            kind: DataKind::Control,
+            receiver_index: 8,
+            counter: 3,
+        }
+        .write(&mut h);
+        b.extend_from_slice(&h);
+        b.extend_from_slice(&[0x77; 40]);
+    });
     for (name, bytes) in &samples {
         assert!(wire::decode(bytes).is_ok(), "{name} must decode");
         std::fs::write(dir.join(name), bytes)?;
