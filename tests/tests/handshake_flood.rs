@@ -174,6 +174,7 @@ fn flood_body(tb: &Testbed) -> Result<()> {
         &[],
     )?;
     let sock = nsnet::udp_socket_in(&m.attacker_ns, "0.0.0.0:0")?;
+    let cpu0 = cpu_seconds(&m.e2);
     // Paced in bursts every 10 ms, so the rate holds without a busy loop.
     let start = Instant::now();
     let per_tick = RATE / 100;
@@ -198,6 +199,7 @@ fn flood_body(tb: &Testbed) -> Result<()> {
         }
     }
     let flood_time = start.elapsed();
+    let cpu = cpu_seconds(&m.e2).zip(cpu0).map(|(b, a)| b - a);
     let p = bg.finish()?;
     // What reached e2 is counted once its loop has read it all.
     let mut after = m.e2.info()?.stats;
@@ -218,14 +220,19 @@ fn flood_body(tb: &Testbed) -> Result<()> {
     tb.figure(&format!(
         "{sent} stranger initiations in {:.1} s ({:.0}/s) at e2: dropped_bad_mac +{dropped}, \
          handshakes_rejected +{}, cookie replies +{}; peer table {peers0} -> {peers1} (max {max_peers}); \
-         e1 -> e2 ping during the flood: {} lost of {} ({})",
+         e1 -> e2 ping during the flood: {} lost of {} ({}); e2's CPU during the flood: {}",
         flood_time.as_secs_f64(),
         sent as f64 / flood_time.as_secs_f64(),
         after.handshakes_rejected - before.handshakes_rejected,
         after.cookie_replies_sent - before.cookie_replies_sent,
         p.lost(),
         p.transmitted,
-        p.summary()
+        p.summary(),
+        cpu.map_or("unknown".to_string(), |c| format!(
+            "{c:.2} s in {:.1} s ({:.0} %, a debug build)",
+            flood_time.as_secs_f64(),
+            100.0 * c / flood_time.as_secs_f64()
+        ))
     ));
     ensure!(
         p.transmitted >= PINGS * 9 / 10,
@@ -439,4 +446,14 @@ fn insider_body(tb: &Testbed) -> Result<()> {
         p.transmitted
     );
     Ok(())
+}
+
+/// CPU seconds (user and system) the daemon used so far, from /proc (a figure, not a test).
+fn cpu_seconds(d: &weft_e2e::Edge) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", d.pid()?)).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
