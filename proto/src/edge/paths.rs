@@ -1,7 +1,7 @@
 //! The path to each peer, direct or relayed, and hole punching: direct-path candidates, probe rounds with
 //! back-off, the decision to ask the supernode for a coordinated punch, switching to the direct path on
-//! the first probe reply, following a peer that roams, keepalives, and falling back to the relay when the
-//! direct path goes quiet.
+//! the first probe reply, path checks (a working path stays; a peer that moved is followed), keepalives,
+//! and falling back to the relay when the direct path goes quiet.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -25,8 +25,25 @@ pub(crate) struct Probing {
     pub sent_at: Instant,
 }
 
+/// A check of the current direct path, started when an authentic packet arrived from another address.
+pub(crate) struct PathCheck {
+    /// The other address (the latest one heard from while the check runs).
+    pub to: SocketAddr,
+    /// When the check began (the current address was probed then).
+    pub started: Instant,
+    /// When it concludes: the path moves to `to` unless the current address was heard from since
+    /// `started`.
+    pub until: Instant,
+}
+
 /// At most this many candidates per peer.
 const MAX_CANDIDATES: usize = 12;
+
+/// Bounds of the time the current direct address has to answer a path check: four round trips, at
+/// least this (a scheduling hiccup on either host is not a move) ...
+const CHECK_MIN: Duration = Duration::from_millis(250);
+/// ... and at most this (a peer that really moved is followed within about a second).
+const CHECK_MAX: Duration = Duration::from_secs(1);
 
 impl Peer {
     /// Adds a direct-path candidate (bounded; the oldest peer-reflexive entries give way).
@@ -84,6 +101,7 @@ impl Core {
     /// pace.
     pub(super) fn fall_back_to_relay(&mut self, p: &mut Peer, now: Instant) -> After {
         p.restart_probing(now, self.cfg.timers.probe_first);
+        p.path_check = None;
         p.path = Path::None.or_relay(|| self.relay_supernode());
         self.events.push_back(Event::PathChanged {
             peer: p.key,
@@ -181,9 +199,10 @@ impl Core {
         }
         // A punch about a peer we reach directly at another address: it moved (its NAT changed
         // its public address) and the supernode asks both sides to open their NATs towards each
-        // other now. Probe the new address; the first authentic packet from there moves the path
-        // (`on_direct_rx`). Ignoring the punch because the path "is direct" kept the dead path
-        // until `direct_timeout` when our own NAT filters by remote address: 21 s of lost frames.
+        // other now. Probe the new address; the first authentic packet from there starts a path
+        // check (`on_direct_rx`), which moves the path once the old address proves silent.
+        // Ignoring the punch because the path "is direct" kept the dead path until
+        // `direct_timeout` when our own NAT filters by remote address: 21 s of lost frames.
         let roamed = match p.path {
             Path::Direct(a) => punch && allow_p2p && a != observed && p.current.is_some(),
             _ => false,
@@ -203,19 +222,32 @@ impl Core {
     }
 
     /// An authentic packet arrived straight from the peer at `from`.
+    ///
+    /// From the current direct address it keeps the path alive. From another address it does not move
+    /// a working path: two addresses of one peer can both deliver (another VPN's tunnel beside the
+    /// underlay, a second link), and taking every such packet for roaming made the path follow
+    /// whichever of them carried the last packet, including a tunnel too small for full-size frames.
+    /// Instead the current address is probed (a path check); only if it stays silent for the check's
+    /// window (`check_window`) has the peer moved, and the path follows it to the other address.
     pub(super) fn on_direct_rx(&mut self, p: &mut Peer, from: SocketAddr, now: Instant) {
         p.last_direct_rx = Some(now);
         p.add_candidate(from);
         match p.path {
-            Path::Direct(a) if a != from => {
-                // The peer roamed (new address or NAT mapping): follow it.
-                p.path = Path::Direct(from);
-                self.events.push_back(Event::PathChanged {
-                    peer: p.key,
-                    path: Path::Direct(from),
-                });
-            }
-            Path::Direct(_) => {}
+            Path::Direct(a) if a == from => p.last_path_rx = Some(now),
+            Path::Direct(a) => match &mut p.path_check {
+                Some(c) => c.to = from,
+                None => {
+                    p.path_check = Some(PathCheck {
+                        to: from,
+                        started: now,
+                        until: now + check_window(p.rtt),
+                    });
+                    p.probing.sent_at = now;
+                    let nonce = p.probing.nonce;
+                    self.send_data(p, DataKind::Probe, &nonce, Some(Path::Direct(a)), now);
+                    self.rearm(p);
+                }
+            },
             _ => {
                 // The peer reaches us directly; check that we reach it too, right away.
                 if self.cfg.allow_p2p {
@@ -225,6 +257,32 @@ impl Core {
                 self.rearm(p);
             }
         }
+    }
+
+    /// Timer: a running path check concludes.
+    pub(super) fn path_check_deadline(&self, p: &Peer) -> Option<Instant> {
+        p.path_check.as_ref().map(|c| c.until)
+    }
+
+    /// What the path-check timer does: the current address was heard from since the check began, so the
+    /// path works and stays; or it was not, so the peer moved and the path follows it.
+    pub(super) fn conclude_path_check(&mut self, p: &mut Peer, _: Instant) -> After {
+        let Some(c) = p.path_check.take() else {
+            return After::Continue;
+        };
+        let Path::Direct(a) = p.path else {
+            return After::Continue;
+        };
+        let heard = p.last_path_rx.is_some_and(|t| t >= c.started);
+        if !heard && a != c.to {
+            p.path = Path::Direct(c.to);
+            p.last_path_rx = p.last_direct_rx;
+            self.events.push_back(Event::PathChanged {
+                peer: p.key,
+                path: p.path,
+            });
+        }
+        After::Continue
     }
 
     /// One probe to `addr`, unless the peer is already direct.
@@ -269,6 +327,8 @@ impl Core {
         if p.path != Path::Direct(from) && !p.path.is_direct() {
             p.path = Path::Direct(from);
             p.last_direct_rx = Some(now);
+            p.last_path_rx = Some(now);
+            p.path_check = None;
             self.events.push_back(Event::PathChanged {
                 peer: p.key,
                 path: Path::Direct(from),
@@ -292,4 +352,10 @@ impl Core {
             Some("no probe answered yet (NAT on one side does not allow a direct path)")
         }
     }
+}
+
+/// How long the current direct address has to answer a path check: four round trips (the probe and
+/// its reply, with room for jitter and a delayed answer), within [`CHECK_MIN`, `CHECK_MAX`].
+fn check_window(rtt: Option<Duration>) -> Duration {
+    rtt.map_or(CHECK_MAX, |r| (r * 4).clamp(CHECK_MIN, CHECK_MAX))
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::rand_core::RngCore;
 
-use super::paths::Probing;
+use super::paths::{PathCheck, Probing};
 use super::timers::After;
 use super::{Core, Edge, Event};
 use crate::handshake::Initiator;
@@ -94,6 +94,10 @@ pub(crate) struct Peer {
     pub created: Instant,
     pub last_rx: Option<Instant>,
     pub last_direct_rx: Option<Instant>,
+    /// The last authentic packet from the current direct address (not from another one).
+    pub last_path_rx: Option<Instant>,
+    /// A check of the direct path, while one runs (`paths.rs`).
+    pub path_check: Option<PathCheck>,
     pub last_tx: Instant,
     pub rtt: Option<Duration>,
     pub queued: VecDeque<Vec<u8>>,
@@ -132,6 +136,8 @@ impl Peer {
             created: now,
             last_rx: None,
             last_direct_rx: None,
+            last_path_rx: None,
+            path_check: None,
             last_tx: now,
             rtt: None,
             queued: VecDeque::new(),

@@ -44,7 +44,7 @@ struct PeerTimer {
 
 /// Every timer of a peer, in the order they run when several are due at once. Each row reads the state
 /// the rows before it left (a direct path that timed out is probed again in the same turn).
-const PEER_TIMERS: [PeerTimer; 6] = [
+const PEER_TIMERS: [PeerTimer; 7] = [
     // peer.rs: a peer silent for `peer_timeout` is forgotten.
     PeerTimer {
         when: Core::silence_deadline,
@@ -59,6 +59,11 @@ const PEER_TIMERS: [PeerTimer; 6] = [
     PeerTimer {
         when: Core::direct_path_deadline,
         then: Core::fall_back_to_relay,
+    },
+    // paths.rs: a path check concludes: stay, or follow a peer that moved.
+    PeerTimer {
+        when: Core::path_check_deadline,
+        then: Core::conclude_path_check,
     },
     // sessions.rs: handshake retry with back-off, else the rekey timer.
     PeerTimer {

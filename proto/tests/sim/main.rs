@@ -4,6 +4,7 @@
 //! Every scenario uses a fixed seed, so a failure reproduces exactly. Figures worth reading (simulated
 //! times to first frame and to a direct path) are printed; run with `--nocapture` to see them.
 
+mod candidates;
 mod channel;
 mod net;
 mod policy;

@@ -384,6 +384,19 @@ struct Host {
     addr: SocketAddr,
     loc: Location,
     node: Node,
+    /// A second address of an internet host (a second link), and how the host uses it as a source.
+    alias: Option<(SocketAddr, AliasUse)>,
+    /// Toggled per datagram sent while the alias alternates.
+    flip: bool,
+}
+
+/// Which source address an internet host with a second address sends from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AliasUse {
+    /// Alternately its first address and the second one (two working links).
+    Alternate,
+    /// Only the second one (the host moved to it).
+    Only,
 }
 
 struct Block {
@@ -503,7 +516,13 @@ impl Sim {
 
     fn add_host(&mut self, addr: SocketAddr, loc: Location, node: Node) -> usize {
         assert!(!self.by_addr.contains_key(&addr), "address {addr} taken");
-        self.hosts.push(Host { addr, loc, node });
+        self.hosts.push(Host {
+            addr,
+            loc,
+            node,
+            alias: None,
+            flip: false,
+        });
         self.by_addr.insert(addr, self.hosts.len() - 1);
         self.hosts.len() - 1
     }
@@ -672,6 +691,36 @@ impl Sim {
     /// Lifts every block and partition.
     pub fn unblock_all(&mut self) {
         self.blocks.clear();
+    }
+
+    /// Gives an internet edge a second address, used as a source the way `how` says; returns it.
+    pub fn add_alias(&mut self, id: EdgeId, how: AliasUse) -> SocketAddr {
+        let h = self.edges[id].host;
+        assert!(matches!(self.hosts[h].loc, Location::Internet(_)));
+        let alias = SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, id as u8 + 101)),
+            EDGE_PORT,
+        );
+        assert!(!self.by_addr.contains_key(&alias), "address {alias} taken");
+        self.by_addr.insert(alias, h);
+        self.hosts[h].alias = Some((alias, how));
+        alias
+    }
+
+    /// An internet edge with a second address keeps only `keep` (its first address or the second):
+    /// it sends only from there, and datagrams to the other go nowhere (it lost that link).
+    pub fn keep_only_address(&mut self, id: EdgeId, keep: SocketAddr) {
+        let h = self.edges[id].host;
+        let (alias, _) = self.hosts[h].alias.expect("an alias");
+        let addr = self.hosts[h].addr;
+        if keep == alias {
+            self.hosts[h].alias = Some((alias, AliasUse::Only));
+            self.by_addr.remove(&addr);
+        } else {
+            assert_eq!(keep, addr, "not an address of edge{id}");
+            self.hosts[h].alias = None;
+            self.by_addr.remove(&alias);
+        }
     }
 
     /// Changes an internet host's access link.
@@ -901,7 +950,22 @@ impl Sim {
                 let port = nat.outbound(now, src_addr, t.dest, &mut self.rng);
                 (SocketAddr::new(IpAddr::V4(nat.public_ip), port), nat.link)
             }
-            Location::Internet(l) => (src_addr, l),
+            Location::Internet(l) => {
+                let h = &mut self.hosts[host];
+                let src = match h.alias {
+                    Some((a, AliasUse::Only)) => a,
+                    Some((a, AliasUse::Alternate)) => {
+                        h.flip = !h.flip;
+                        if h.flip {
+                            a
+                        } else {
+                            src_addr
+                        }
+                    }
+                    None => src_addr,
+                };
+                (src, l)
+            }
         };
         let dst_link = if let Some(n) = self.nats.iter().find(|n| n.public_ip == dst_ip) {
             n.link
