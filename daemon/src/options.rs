@@ -23,7 +23,7 @@ pub const EDGE_OPTIONS: &[OptionSpec] = &[
         OptionSpec::new("connection", "bind", "Local UDP address and port, [addr]:port; port 0 picks a free port.").default("0.0.0.0:0"),
         OptionSpec::new("connection", "allow_p2p", "Try direct paths to peers. false sends all traffic through the supernode.").default("true"),
         OptionSpec::new("connection", "register_interval", "Seconds between registration refreshes with each supernode.").default("20"),
-        OptionSpec::new("connection", "advertise", "A local address (ip or ip:port) to offer peers as a direct-path candidate. Repeatable. Default: every IPv4 address of this host's interfaces that are up, except loopback and the TAP device.").repeatable(),
+        OptionSpec::new("connection", "advertise", "A local address (ip or ip:port) to offer peers as a direct-path candidate. Repeatable. Default: every IPv4 address of this host's interfaces that are up, except loopback, the TAP device, tunnels (TUN/TAP, WireGuard, point-to-point, IP tunnels) and container or VM bridges (docker0, br-<id>, virbr*, cni*, ...); list such an address here to offer it.").repeatable(),
 ];
 
 /// The supernode's own options.

@@ -32,7 +32,7 @@ use weft_daemon::{Common, MgmtSettings, StartArgs};
 use weft_proto::edge::{AddressMode as ProtoAddressMode, EdgeConfig, Limits, Timers};
 use weft_proto::keys::{CommunityId, CommunityKeys, PublicKey};
 use weft_proto::secret::{CommunitySecret, GeneratedKey, KdfCost};
-use weft_proto::wire::MacAddr;
+use weft_proto::wire::{Ipv4Net, MacAddr};
 
 use settings::{AddressMode, Settings, SCHEMA};
 
@@ -233,7 +233,16 @@ impl Daemon for Settings {
                     s.tap_name
                 )
             })?;
-        let local_addrs = netaddrs::local_candidates(&s.advertise, bound.port(), &s.tap_name);
+        let found = netaddrs::local_candidates(
+            &s.advertise,
+            bound.port(),
+            &s.tap_name,
+            std::path::Path::new(netaddrs::SYSFS_NET),
+        );
+        for (iface, why) in &found.skipped {
+            tracing::info!("not offering the addresses of {iface} to peers: {why}");
+        }
+        let local_addrs = found.addrs;
         if let Some(w) = strength::weak_secret_warning(&s.community, &s.secret) {
             tracing::warn!("{w}");
         }
@@ -255,6 +264,11 @@ impl Daemon for Settings {
                 AddressMode::Dhcp => ProtoAddressMode::None,
             },
             local_addrs: local_addrs.clone(),
+            avoid_nets: found
+                .avoid
+                .iter()
+                .map(|&(addr, prefix)| Ipv4Net { addr, prefix })
+                .collect(),
             description: s.description.clone(),
             allow_p2p: s.allow_p2p,
             timers,

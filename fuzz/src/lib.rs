@@ -95,6 +95,7 @@ fn config(n: u8) -> EdgeConfig {
             })
         },
         local_addrs: vec![edge_addr(n)],
+        avoid_nets: Vec::new(),
         description: format!("fuzz{n}"),
         allow_p2p: true,
         timers: Timers::default(),

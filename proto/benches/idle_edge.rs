@@ -69,6 +69,7 @@ fn config(i: usize, community: &CommunityKeys) -> EdgeConfig {
             prefix: 16,
         }),
         local_addrs: vec![addr(i)],
+        avoid_nets: Vec::new(),
         description: format!("edge{i}"),
         allow_p2p: true,
         timers: timers(),

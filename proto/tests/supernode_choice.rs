@@ -31,6 +31,7 @@ fn edge(now: Instant) -> Edge {
             prefix: 24,
         }),
         local_addrs: vec![],
+        avoid_nets: Vec::new(),
         description: "e".into(),
         allow_p2p: true,
         timers: Timers::default(),

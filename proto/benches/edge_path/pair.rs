@@ -62,6 +62,7 @@ fn config(n: u8) -> EdgeConfig {
             prefix: 16,
         }),
         local_addrs: vec![addr],
+        avoid_nets: Vec::new(),
         description: format!("bench{n}"),
         allow_p2p: true,
         timers: Timers::default(),

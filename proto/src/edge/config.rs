@@ -124,6 +124,9 @@ pub struct EdgeConfig {
     pub address: AddressMode,
     /// Local socket addresses to offer peers as direct-path candidates.
     pub local_addrs: Vec<SocketAddr>,
+    /// Networks of this host's tunnels and container bridges: a peer address inside one is reached
+    /// through that interface, not the underlay, so it is never probed nor taken as a direct path.
+    pub avoid_nets: Vec<Ipv4Net>,
     /// Shown to peers and in status.
     pub description: String,
     /// Try direct paths; when false every packet goes through the supernode.

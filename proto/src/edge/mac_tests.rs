@@ -29,6 +29,7 @@ pub(super) fn edge(
         mac: MacAddr([2, 0, 0, 0, 0, me.public.0[0]]),
         address: AddressMode::None,
         local_addrs: vec![],
+        avoid_nets: Vec::new(),
         description: String::new(),
         allow_p2p: true,
         timers: Timers::default(),

@@ -190,9 +190,10 @@ impl Core {
         now: Instant,
     ) {
         let allow_p2p = self.cfg.allow_p2p;
-        p.add_candidate(observed);
-        for a in local_addrs {
-            p.add_candidate(a);
+        for a in std::iter::once(observed).chain(local_addrs) {
+            if self.usable_direct(a) {
+                p.add_candidate(a);
+            }
         }
         if punch && allow_p2p && !p.path.is_direct() {
             p.restart_probing(now, self.cfg.timers.probe_first);
@@ -204,7 +205,13 @@ impl Core {
         // Ignoring the punch because the path "is direct" kept the dead path until
         // `direct_timeout` when our own NAT filters by remote address: 21 s of lost frames.
         let roamed = match p.path {
-            Path::Direct(a) => punch && allow_p2p && a != observed && p.current.is_some(),
+            Path::Direct(a) => {
+                punch
+                    && allow_p2p
+                    && a != observed
+                    && p.current.is_some()
+                    && self.usable_direct(observed)
+            }
             _ => false,
         };
         if roamed {
@@ -229,7 +236,13 @@ impl Core {
     /// whichever of them carried the last packet, including a tunnel too small for full-size frames.
     /// Instead the current address is probed (a path check); only if it stays silent for the check's
     /// window (`check_window`) has the peer moved, and the path follows it to the other address.
+    ///
+    /// A packet from an address in one of our own tunnels' or bridges' networks (`avoid_nets`) came
+    /// through that interface: it is delivered, but that address is no path and no candidate.
     pub(super) fn on_direct_rx(&mut self, p: &mut Peer, from: SocketAddr, now: Instant) {
+        if !self.usable_direct(from) {
+            return;
+        }
         p.last_direct_rx = Some(now);
         p.add_candidate(from);
         match p.path {
@@ -320,8 +333,8 @@ impl Core {
         payload: &[u8],
         now: Instant,
     ) {
-        if payload != p.probing.nonce {
-            return; // a stale round's reply; the path is proven anyway by the next round
+        if payload != p.probing.nonce || !self.usable_direct(from) {
+            return; // a stale round's reply (the next round proves the path anyway), or no usable path
         }
         p.rtt = Some(now.saturating_duration_since(p.probing.sent_at));
         if p.path != Path::Direct(from) && !p.path.is_direct() {
@@ -336,6 +349,20 @@ impl Core {
             // The direct path arms its timeout.
             self.rearm(p);
         }
+    }
+
+    /// Whether `addr` may be a direct path: not inside the network of one of this host's tunnels or
+    /// container bridges (`avoid_nets`), which would carry the traffic instead of the underlay.
+    pub(super) fn usable_direct(&self, addr: SocketAddr) -> bool {
+        let std::net::IpAddr::V4(ip) = addr.ip() else {
+            return true;
+        };
+        !self.cfg.avoid_nets.iter().any(|n| {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(n.prefix.min(32)))
+                .unwrap_or(0);
+            u32::from(ip) & mask == u32::from(n.addr) & mask
+        })
     }
 
     /// Why the path to `p` is not direct, when it is not (for status).

@@ -22,6 +22,7 @@ fn edge(keys: &CommunityKeys, me: &StaticKeypair, now: Instant) -> Edge {
         mac: MacAddr([2, 0, 0, 0, 0, 1]),
         address: AddressMode::None,
         local_addrs: vec![],
+        avoid_nets: Vec::new(),
         description: "a".into(),
         allow_p2p: true,
         timers: Timers::default(),

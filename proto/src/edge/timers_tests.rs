@@ -96,6 +96,7 @@ impl Mesh {
                         prefix: 24,
                     }),
                     local_addrs: vec![addr(i)],
+                    avoid_nets: Vec::new(),
                     description: format!("e{i}"),
                     // One edge relays only: its peers keep probing paths that never answer.
                     allow_p2p: i != 0,

@@ -112,3 +112,54 @@ fn a_peer_that_loses_one_of_its_addresses_is_followed() {
         "the path changed again after following the move"
     );
 }
+
+/// The adversarial side: the second edge's other address lies in a network the first one must not use
+/// (its own tunnel's, as the daemon reports in `avoid_nets`). The first edge never takes it as a path,
+/// whether the peer sends from it in turn or only from it; traffic goes direct to the usable address
+/// while there is one, then through the relay, and always arrives.
+#[test]
+fn an_address_in_an_avoided_network_is_never_a_path() {
+    let mut sim = world(43);
+    let b_alias_ip = std::net::Ipv4Addr::new(198, 51, 100, 102);
+    let a = sim.add_edge_with(Location::Internet(Link::default()), |c| {
+        c.avoid_nets = vec![weft_proto::wire::Ipv4Net {
+            addr: b_alias_ip,
+            prefix: 30,
+        }];
+    });
+    let b = sim.add_edge(Location::Internet(Link::default()));
+    let alias = sim.add_alias(b, AliasUse::Alternate);
+    assert_eq!(alias.ip(), b_alias_ip);
+    sim.run_until_cond(secs(10), |s| s.pair_direct(a, b))
+        .expect("direct");
+    learn_macs(&mut sim, &[a, b]);
+    let start = sim.now() + ms(5);
+    let (ab, ba) = streams(&mut sim, a, b, start, ms(100), 1200);
+    let on_alias = |s: &Sim| s.path(a, b) == Some(Path::Direct(alias));
+    let mut seen_alias = false;
+    while sim.now() < start + secs(30) {
+        sim.run_for(ms(100));
+        seen_alias |= on_alias(&sim);
+    }
+    assert_eq!(sim.path(a, b), Some(Path::Direct(sim.addr(b))));
+    // Only the avoided address is left.
+    sim.keep_only_address(b, alias);
+    let cut = sim.now();
+    while sim.now() < start + secs(119) {
+        sim.run_for(ms(100));
+        seen_alias |= on_alias(&sim);
+    }
+    assert!(
+        !seen_alias,
+        "edge{a} took a path in a network it must avoid"
+    );
+    assert!(matches!(sim.path(a, b), Some(Path::Relayed(_))));
+    let window = |ids: &[u64]| -> Vec<u64> {
+        ids.iter()
+            .copied()
+            .filter(|&i| (cut + secs(25)..start + secs(118)).contains(&sim.sent[i as usize].at))
+            .collect()
+    };
+    sim.assert_delivered_once(b, &window(&ab), "a→b after the cut");
+    sim.assert_delivered_once(a, &window(&ba), "b→a after the cut");
+}

@@ -544,6 +544,7 @@ impl Sim {
                 prefix: 16,
             }),
             local_addrs: vec![local],
+            avoid_nets: Vec::new(),
             description: format!("edge{id}"),
             allow_p2p: true,
             timers: Timers::default(),
