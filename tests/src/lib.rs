@@ -29,6 +29,7 @@ pub mod mgmt;
 pub mod nsnet;
 pub mod ping;
 pub mod testbed;
+pub mod tunnel;
 pub mod wait;
 
 pub use daemon::{find_bin, Address, Daemon, Edge, EdgeConfig, Supernode, SupernodeConfig};
