@@ -10,6 +10,7 @@ pub mod dataloop;
 pub mod driver;
 pub mod machine;
 pub mod offload;
+pub mod send_failures;
 pub mod tap;
 pub mod tap_io;
 pub mod udp;

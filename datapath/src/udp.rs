@@ -17,6 +17,8 @@ use std::os::fd::AsFd;
 use anyhow::Context as _;
 use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSockRef, UdpSocketState};
 
+use crate::send_failures::{advice, SendFailures};
+
 /// A non-blocking UDP socket with deliberately sized kernel buffers: almost every TCP retransmission
 /// measured through user-space VPNs on the benchmark machine was a datagram dropped because the receiving
 /// daemon's socket buffer was full (`RcvbufErrors` matched the retransmit count). Bound before the tokio
@@ -162,6 +164,8 @@ const SEND_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 pub struct BatchedUdp {
     sock: std::net::UdpSocket,
     b: Batches,
+    /// Destinations our sends fail to: logged once per state change.
+    failures: SendFailures,
 }
 
 impl BatchedUdp {
@@ -169,7 +173,11 @@ impl BatchedUdp {
     pub fn new(sock: std::net::UdpSocket) -> io::Result<BatchedUdp> {
         sock.set_nonblocking(true)?;
         let b = Batches::new((&sock).into())?;
-        Ok(BatchedUdp { sock, b })
+        Ok(BatchedUdp {
+            sock,
+            b,
+            failures: SendFailures::default(),
+        })
     }
 
     /// The socket, to register with a poller.
@@ -198,8 +206,9 @@ impl BatchedUdp {
     /// Sends `datagrams`, each a range of `bytes`, in order. Runs to one destination of equal size (the
     /// last of a run may be shorter) go out as one GSO send, straight from `bytes` when they lie back to
     /// back there (as the protocol core's output queue lays them out), else gathered into a buffer first.
-    /// A send that finds the socket buffer full waits for room; other errors are logged at debug level and
-    /// the datagram dropped, as the network may drop it anyway (the protocol's timers recover).
+    /// A send that finds the socket buffer full waits for room; other errors drop the datagram, as the
+    /// network may drop it anyway (the protocol's timers recover), and are logged once per destination
+    /// and state change, with what to check.
     pub fn send_all(&mut self, bytes: &[u8], datagrams: &[(SocketAddr, Range<usize>)]) {
         let max_segs = self.b.state.max_gso_segments().max(1);
         let mut i = 0;
@@ -230,22 +239,41 @@ impl BatchedUdp {
         }
     }
 
-    fn send_one(&self, dest: SocketAddr, contents: &[u8], segment_size: Option<usize>) -> bool {
+    fn send_one(&mut self, dest: SocketAddr, contents: &[u8], segment_size: Option<usize>) -> bool {
         let t = transmit(dest, contents, segment_size);
         let mut waited = false;
         loop {
             match self.b.state.try_send((&self.sock).into(), &t) {
-                Ok(()) => return true,
+                Ok(()) => {
+                    if !self.failures.is_empty() {
+                        if let Some(n) = self.failures.succeeded(dest) {
+                            tracing::info!("sending to {dest} works again ({n} sends had failed)");
+                        }
+                    }
+                    return true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !waited => {
                     waited = true;
                     wait_writable(&self.sock, SEND_WAIT);
                 }
                 Err(e) => {
-                    tracing::debug!("udp send to {dest} ({} bytes): {e}", contents.len());
+                    if self.failures.failed(dest) {
+                        tracing::warn!(
+                            "cannot send to {dest}: {e}; {}. Further failures to it are not logged until a send succeeds",
+                            advice(&e)
+                        );
+                    } else {
+                        tracing::debug!("udp send to {dest} ({} bytes): {e}", contents.len());
+                    }
                     return false;
                 }
             }
         }
+    }
+
+    /// Whether sends to `dest` are failing now.
+    pub fn is_failing(&self, dest: &SocketAddr) -> bool {
+        self.failures.contains(dest)
     }
 }
 
@@ -283,6 +311,27 @@ mod tests {
             bytes.extend_from_slice(d);
         }
         (sent, bytes, ranges)
+    }
+
+    #[test]
+    fn a_send_to_the_wrong_family_is_recorded_once_and_not_fatal() {
+        // A real IPv4 socket sending to an IPv6 address: the kernel refuses every send (EAFNOSUPPORT), as
+        // it did for an IPv4-bound edge on an IPv6-only network.
+        let sock = bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 16).unwrap();
+        let mut udp = BatchedUdp::new(sock).unwrap();
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let bytes = vec![0u8; 100];
+        udp.send_all(&bytes, &[(v6, 0..100), (v6, 0..100)]);
+        assert!(udp.is_failing(&v6));
+        // An IPv4 destination still works and is not marked.
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ok = rx.local_addr().unwrap();
+        udp.send_all(&bytes, &[(ok, 0..100)]);
+        assert!(!udp.is_failing(&ok));
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = [0u8; 200];
+        assert_eq!(rx.recv(&mut buf).unwrap(), 100);
     }
 
     #[test]
