@@ -97,6 +97,9 @@ pub fn log_event(edge: &Edge, ev: &Event) {
         Event::PeerNotAllowed { peer } => tracing::warn!(
             "peer {peer} refused: its key is not on this edge's [community] allow_peer list, although the community admits it (further refusals of this key are only counted, in dropped_not_allowed). If it belongs, add 'allow_peer = {peer}' (weft-edge show-key on that edge prints its key) and reload; if not, ask the supernode's administrator why it is admitted"
         ),
+        Event::SupernodeSilent { supernode, secs } => tracing::warn!(
+            "supernode {supernode} has not answered for {secs} s: check its address and port in [community] supernode, that UDP to it is not blocked (a firewall, or a network that lets no UDP out), and that it runs; still trying"
+        ),
         Event::SupernodeKeyLearned { supernode, key } => tracing::warn!(
             "supernode {supernode} has key {key}: trusted on first use and stored in the state directory, since the configuration pins none. Check it against `weft-supernode show-key` on the supernode, and pin it with 'supernode = {supernode} {key}'"
         ),
@@ -154,6 +157,10 @@ pub fn server_event(edge: &Edge, ev: &Event) -> weft_mgmt::ServerEvent {
             json!({"from": from.map(|a| a.to_string()), "to": to.to_string()}),
         ),
         Event::AddressAssigned(net) => ("address_assigned", json!({"ip": net.to_string()})),
+        Event::SupernodeSilent { supernode, secs } => (
+            "supernode_silent",
+            json!({"supernode": supernode.to_string(), "secs": secs}),
+        ),
         Event::SupernodeKeyLearned { supernode, key } => (
             "supernode_key_learned",
             json!({"supernode": supernode.to_string(), "key": key.to_string()}),

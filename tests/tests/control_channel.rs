@@ -386,3 +386,46 @@ fn impersonation(tb: &Testbed) -> Result<()> {
     tb.figure("101 registrations of A's key by a stranger: none taken, A unaffected");
     Ok(())
 }
+
+#[test]
+fn a_supernode_that_never_answers_is_reported_once() {
+    run_e2e(
+        "control_channel::a_supernode_that_never_answers_is_reported_once",
+        BUDGET,
+        silent_supernode,
+    );
+}
+
+/// An edge configured with a supernode address where nothing answers (a host with no supernode): one
+/// warning at the default level saying what to check, the state in `get_supernodes`, no line per retry.
+fn silent_supernode(tb: &Testbed) -> Result<()> {
+    let nobody = tb.add_public_host("nobody", false)?;
+    let h = tb.add_public_host("lonely", false)?;
+    let mut cfg = EdgeConfig::new(COMMUNITY, SECRET, &format!("{}:7700", nobody.ip));
+    cfg.verbose = 2;
+    let e = tb.start_edge(&h, &cfg)?;
+    let line = "has not answered for";
+    tb.wait_until(
+        "the edge to report the silent supernode",
+        Duration::from_secs(20),
+        POLL,
+        || Ok(std::fs::read_to_string(e.log_path())?.contains(line)),
+    )?;
+    // Several more retries go unanswered meanwhile.
+    std::thread::sleep(Duration::from_secs(10));
+    let log = std::fs::read_to_string(e.log_path())?;
+    let n = log.lines().filter(|l| l.contains(line)).count();
+    ensure!(
+        n == 1,
+        "{n} lines about the silent supernode:\n{}",
+        e.log_tail(20)
+    );
+    ensure!(
+        log.contains("UDP to it is not blocked"),
+        "the line does not say what to check:\n{}",
+        e.log_tail(10)
+    );
+    let sns = e.call("get_supernodes", json!({}))?;
+    ensure!(sns[0]["state"] == "connecting", "get_supernodes: {sns}");
+    Ok(())
+}

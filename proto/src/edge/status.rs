@@ -70,6 +70,14 @@ pub enum Event {
         /// The peer.
         peer: PublicKey,
     },
+    /// A supernode has answered nothing for `secs` seconds while we try to register (reported once until
+    /// it answers): a wrong address, UDP blocked on the way, or the supernode down.
+    SupernodeSilent {
+        /// The supernode.
+        supernode: SocketAddr,
+        /// How long it has been silent.
+        secs: u64,
+    },
     /// A supernode with no pinned key told us its key, which is now trusted for it (trust on first use):
     /// the daemon stores it and says so loudly.
     SupernodeKeyLearned {

@@ -68,7 +68,15 @@ pub(super) struct SupernodeLink {
     pub session: Option<Session>,
     /// Do a new handshake at the next registration (it said it lost our session).
     rehandshake: bool,
+    /// Since when we have been trying to register without any answer.
+    silent_since: Option<Instant>,
+    /// That silence was reported (once per state change).
+    silent_reported: bool,
 }
+
+/// A supernode that has answered nothing for this long while we try to register is reported (once until
+/// it answers): an address that is wrong, UDP that is blocked, a supernode that is down.
+pub const SUPERNODE_SILENT: Duration = Duration::from_secs(5);
 
 /// A control handshake in flight: our index, the Noise state, and the initiation's MAC1 (a cookie reply is
 /// bound to it).
@@ -79,6 +87,12 @@ pub(super) struct PendingCtl {
 }
 
 impl SupernodeLink {
+    /// It answered (anything authentic, or a key reply we asked for): not silent.
+    fn heard(&mut self) {
+        self.silent_since = None;
+        self.silent_reported = false;
+    }
+
     /// A supernode we have not heard from yet: register at once.
     pub fn new(
         addr: SocketAddr,
@@ -113,6 +127,8 @@ impl SupernodeLink {
             unanswered: 0,
             session: None,
             rehandshake: false,
+            silent_since: None,
+            silent_reported: false,
         }
     }
 }
@@ -291,6 +307,24 @@ impl Edge {
     pub(super) fn register(&mut self, i: usize, now: Instant) {
         let interval = self.core.cfg.timers.register_interval;
         let link = &mut self.core.supernodes[i];
+        if !link.registered {
+            match link.silent_since {
+                None => link.silent_since = Some(now),
+                Some(t)
+                    if !link.silent_reported
+                        && now.saturating_duration_since(t) >= SUPERNODE_SILENT =>
+                {
+                    link.silent_reported = true;
+                    let event = Event::SupernodeSilent {
+                        supernode: link.addr,
+                        secs: now.saturating_duration_since(t).as_secs(),
+                    };
+                    self.core.events.push_back(event);
+                }
+                Some(_) => {}
+            }
+        }
+        let link = &mut self.core.supernodes[i];
         link.next_register = now + link.retry;
         link.retry = (link.retry * 2).min(interval);
         let reject = self.core.cfg.timers.reject_after_time;
@@ -417,6 +451,7 @@ impl Edge {
         }
         match MacKeys::for_supernode(&key).open_cookie(&r.sealed, &h.mac1, &r.nonce) {
             Some(c) => {
+                link.heard();
                 link.cookie = Some(ReceivedCookie::new(c, now));
                 self.core.stats.cookies_received += 1;
             }
@@ -436,6 +471,7 @@ impl Edge {
             return;
         }
         link.key_query = None;
+        link.heard();
         let addr = link.addr;
         match link.key {
             None => {
@@ -503,6 +539,7 @@ impl Edge {
                 let was = link.registered;
                 let restarted = link.boot_id.is_some_and(|b| b != ack.boot_id);
                 link.registered = true;
+                link.heard();
                 link.refused = false;
                 link.refusal = None;
                 link.introduced_only = Some(ack.introduced_only);
@@ -558,6 +595,7 @@ impl Edge {
                 }
                 let core = &mut self.core;
                 let link = &mut core.supernodes[sn];
+                link.heard();
                 if nak.reason == NakReason::NameRequired && !link.send_name {
                     // It admits communities by name pattern: tell it the name, once, right away.
                     link.send_name = true;

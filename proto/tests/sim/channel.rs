@@ -483,3 +483,31 @@ fn under_load_the_supernode_answers_spoofed_initiations_with_cookies_and_edges_s
     assert!(sim.edge(a).stats().cookies_received >= 1);
     assert!(sim.sn_stats().ctl_handshakes > before.ctl_handshakes);
 }
+
+#[test]
+fn a_silent_supernode_is_reported_once_until_it_answers() {
+    let silent = |sim: &Sim, a: EdgeId, since| {
+        sim.events_since(a, since)
+            .filter(|e| matches!(e, Event::SupernodeSilent { .. }))
+            .count()
+    };
+    let mut sim = Sim::new(79);
+    sim.add_supernode(SupernodeConfig::default());
+    sim.stop_supernode();
+    let a = sim.add_edge(Location::Internet(Link::default()));
+    sim.run_for(secs(60));
+    assert!(!sim.edge(a).is_registered());
+    assert_eq!(silent(&sim, a, ms(0)), 1, "once, not once per attempt");
+    // It comes up: the edge registers, and says nothing more while it answers.
+    sim.start_supernode();
+    sim.run_until_cond(secs(30), |s| s.edge(a).is_registered())
+        .expect("registers once the supernode runs");
+    let up = sim.now();
+    sim.run_for(secs(60));
+    assert_eq!(silent(&sim, a, up), 0);
+    // It stops again: a new silence, reported once more.
+    sim.stop_supernode();
+    let down = sim.now();
+    sim.run_for(secs(60));
+    assert_eq!(silent(&sim, a, down), 1);
+}
