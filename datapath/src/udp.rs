@@ -29,6 +29,11 @@ pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> anyhow::Result<std::ne
     // Best effort: the kernel caps these at net.core.[rw]mem_max.
     let _ = sock.set_recv_buffer_size(buffer_bytes);
     let _ = sock.set_send_buffer_size(buffer_bytes);
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // `[::]` serves IPv4 too (mapped addresses, which `BatchedUdp` turns back into IPv4 both ways),
+        // whatever the host's net.ipv6.bindv6only says.
+        let _ = sock.set_only_v6(false);
+    }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())
         .with_context(|| format!("cannot bind UDP {addr}"))?;
@@ -166,6 +171,30 @@ pub struct BatchedUdp {
     b: Batches,
     /// Destinations our sends fail to: logged once per state change.
     failures: SendFailures,
+    /// The socket is IPv6 (dual stack when bound to `[::]`): IPv4 peers appear to it as mapped addresses.
+    v6: bool,
+}
+
+/// The address as the rest of Weft names it: an IPv4-mapped IPv6 address (what a dual-stack socket reports
+/// for an IPv4 peer) becomes the IPv4 address, so the same peer has one address whatever the socket.
+#[inline]
+pub fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        SocketAddr::V4(_) => a,
+    }
+}
+
+/// The address to hand an IPv6 socket for `a`: IPv4 destinations as mapped addresses.
+#[inline]
+fn on_v6_socket(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V4(v4) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+        SocketAddr::V6(_) => a,
+    }
 }
 
 impl BatchedUdp {
@@ -173,10 +202,12 @@ impl BatchedUdp {
     pub fn new(sock: std::net::UdpSocket) -> io::Result<BatchedUdp> {
         sock.set_nonblocking(true)?;
         let b = Batches::new((&sock).into())?;
+        let v6 = sock.local_addr()?.is_ipv6();
         Ok(BatchedUdp {
             sock,
             b,
             failures: SendFailures::default(),
+            v6,
         })
     }
 
@@ -197,10 +228,12 @@ impl BatchedUdp {
 
     /// Receives what is queued (one `recvmmsg`), calling `each` per datagram in order. Returns the number
     /// of datagrams, or `WouldBlock` when nothing was queued.
-    pub fn try_recv(&mut self, each: impl FnMut(SocketAddr, &mut [u8])) -> io::Result<usize> {
+    pub fn try_recv(&mut self, mut each: impl FnMut(SocketAddr, &mut [u8])) -> io::Result<usize> {
         let sock = &self.sock;
-        self.b
-            .recv(|state, iov, meta| state.recv(sock.into(), iov, meta), each)
+        self.b.recv(
+            |state, iov, meta| state.recv(sock.into(), iov, meta),
+            |from, d| each(canonical(from), d),
+        )
     }
 
     /// Sends `datagrams`, each a range of `bytes`, in order. Runs to one destination of equal size (the
@@ -240,7 +273,8 @@ impl BatchedUdp {
     }
 
     fn send_one(&mut self, dest: SocketAddr, contents: &[u8], segment_size: Option<usize>) -> bool {
-        let t = transmit(dest, contents, segment_size);
+        let to = if self.v6 { on_v6_socket(dest) } else { dest };
+        let t = transmit(to, contents, segment_size);
         let mut waited = false;
         loop {
             match self.b.state.try_send((&self.sock).into(), &t) {
@@ -311,6 +345,43 @@ mod tests {
             bytes.extend_from_slice(d);
         }
         (sent, bytes, ranges)
+    }
+
+    #[test]
+    fn a_dual_stack_socket_names_ipv4_peers_by_their_ipv4_address() {
+        let sock = bind_udp("[::]:0".parse().unwrap(), 1 << 16).unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let mut udp = BatchedUdp::new(sock).unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        peer.send_to(b"hello", ("127.0.0.1", port)).unwrap();
+        let mut from = None;
+        for _ in 0..200 {
+            match udp.try_recv(|f, d| {
+                assert_eq!(d, b"hello");
+                from = Some(f);
+            }) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // Not ::ffff:127.0.0.1: the address the peer has everywhere else.
+        assert_eq!(from, Some(peer.local_addr().unwrap()));
+        // And an IPv4 destination is reached from the IPv6 socket.
+        udp.send_all(b"back", &[(peer.local_addr().unwrap(), 0..4)]);
+        let mut buf = [0u8; 16];
+        let (n, src) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], src.port()), (&b"back"[..], port));
+        assert_eq!(
+            canonical("[::ffff:192.0.2.1]:7".parse().unwrap()),
+            "192.0.2.1:7".parse::<SocketAddr>().unwrap()
+        );
+        let v6: SocketAddr = "[2001:db8::1]:7".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
     }
 
     #[test]
