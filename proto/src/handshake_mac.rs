@@ -228,6 +228,14 @@ impl CookieChecker {
         self.window_count > self.threshold
     }
 
+    /// Whether the load is still current at `now` (its one-second window not yet over).
+    pub fn still_under_load(&self, now: Instant) -> bool {
+        self.under_load()
+            && self
+                .window_start
+                .is_some_and(|s| now.saturating_duration_since(s) < Duration::from_secs(2))
+    }
+
     /// The cookie of `source` now (the secret is renewed from `rng` when it is due).
     fn cookie(
         &mut self,

@@ -50,6 +50,13 @@ pub fn server_event(sn: &Supernode, ev: &SupernodeEvent) -> weft_mgmt::ServerEve
         SupernodeEvent::FederationPeerUp { peer } => {
             ("federation_peer_up", json!({"peer": peer.to_string()}))
         }
+        SupernodeEvent::HandshakeLoad {
+            under_load,
+            threshold,
+        } => (
+            "handshake_load",
+            json!({"under_load": under_load, "threshold": threshold}),
+        ),
         SupernodeEvent::FederationKeyMismatch { peer, key } => (
             "federation_key_mismatch",
             json!({"peer": peer.to_string(), "key": key.to_string()}),
@@ -121,6 +128,16 @@ pub fn log_event(sn: &Supernode, ev: &SupernodeEvent, refusals: &mut LogBudget) 
         SupernodeEvent::FederationPeerUp { peer } => {
             tracing::info!("federation session with peer {peer} made (its key proven)")
         }
+        SupernodeEvent::HandshakeLoad {
+            under_load: true,
+            threshold,
+        } => tracing::warn!(
+            "more than {threshold} control handshakes a second: answering them with cookies and limiting each address (a flood, perhaps from spoofed addresses; if this many edges are real, raise [supernode] handshake_load); ctl_cookies_sent and ctl_rate_limited in `weftctl stats` count them"
+        ),
+        SupernodeEvent::HandshakeLoad {
+            under_load: false,
+            threshold,
+        } => tracing::info!("control handshakes back under {threshold} a second"),
         SupernodeEvent::FederationKeyMismatch { peer, key } => tracing::warn!(
             "federation peer {peer} proved key {key}, not the one its peer line gives: refused; check the \
              key in `peer = {peer} KEY` against `weft-supernode show-key` on that supernode"

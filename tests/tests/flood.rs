@@ -245,5 +245,16 @@ fn handshake_flood(tb: &Testbed) -> Result<()> {
         "the supernode did {handshakes} handshakes for {sent} spoofed initiations"
     );
     ensure!(e1.info()?.registered && e2.info()?.registered);
+    // One warning for the whole flood, saying what to check; not one line per initiation.
+    let log = std::fs::read_to_string(sn.log_path())?;
+    let warned = log
+        .lines()
+        .filter(|l| l.contains("control handshakes a second: answering them with cookies"))
+        .count();
+    ensure!(
+        warned == 1 && log.contains("raise [supernode] handshake_load"),
+        "{warned} load warnings in the supernode's log:\n{}",
+        sn.log_tail(20)
+    );
     Ok(())
 }

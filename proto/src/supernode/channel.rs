@@ -51,6 +51,8 @@ pub(super) struct CtlSession {
 pub(super) struct Channels {
     /// Under load, initiations without a cookie's MAC2 get a cookie instead of Diffie-Hellman work.
     pub cookies: CookieChecker,
+    /// The load was reported (an event when it starts, one when it is over).
+    load_reported: bool,
     pub sessions: HashMap<u32, CtlSession>,
     /// The newest session of each edge key (its timestamp is the replay bound for the next initiation).
     pub newest: HashMap<PublicKey, u32>,
@@ -63,6 +65,7 @@ impl Channels {
     pub fn new(handshake_load: u32) -> Channels {
         Channels {
             cookies: CookieChecker::new(handshake_load),
+            load_reported: false,
             sessions: HashMap::new(),
             newest: HashMap::new(),
             pending: VecDeque::new(),
@@ -108,11 +111,18 @@ impl Supernode {
             tag: None,
         };
         let mac2_input = &raw[..CtlInit::mac2_input_len()];
-        match self
+        let admit = self
             .ctl
             .cookies
-            .admit(&source, mac2_input, &m.mac2, now, &mut self.rng)
-        {
+            .admit(&source, mac2_input, &m.mac2, now, &mut self.rng);
+        if !self.ctl.load_reported && self.ctl.cookies.under_load() {
+            self.ctl.load_reported = true;
+            self.events.push_back(SupernodeEvent::HandshakeLoad {
+                under_load: true,
+                threshold: self.cfg.handshake_load,
+            });
+        }
+        match admit {
             Admit::Process => {}
             Admit::Cookie(cookie) => {
                 // Under load: no Diffie-Hellman for a source that has not shown it receives here.
@@ -343,8 +353,16 @@ impl Supernode {
         self.send_ctl(index, msg);
     }
 
-    /// Forgets sessions that carry no registration and went quiet, and those of registrations gone.
+    /// Forgets sessions that carry no registration and went quiet, and those of registrations gone; says
+    /// when a handshake load is over.
     pub(super) fn expire_sessions(&mut self, now: Instant) {
+        if self.ctl.load_reported && !self.ctl.cookies.still_under_load(now) {
+            self.ctl.load_reported = false;
+            self.events.push_back(SupernodeEvent::HandshakeLoad {
+                under_load: false,
+                threshold: self.cfg.handshake_load,
+            });
+        }
         let expiry = self.cfg.edge_expiry;
         let communities = &self.communities;
         let mut gone = Vec::new();

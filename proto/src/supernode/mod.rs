@@ -156,6 +156,14 @@ pub enum SupernodeEvent {
         /// The key the handshake proved.
         key: PublicKey,
     },
+    /// More than `threshold` control handshakes arrived in a second (`under_load`: from then on they need a
+    /// cookie), or that is over again. One event each way.
+    HandshakeLoad {
+        /// Whether the load started (true) or ended.
+        under_load: bool,
+        /// `handshake_load`.
+        threshold: u32,
+    },
     /// An edge stopped refreshing and was forgotten.
     EdgeExpired {
         /// Its community.

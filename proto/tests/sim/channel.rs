@@ -10,7 +10,7 @@ use weft_proto::control;
 use weft_proto::edge::{AddressMode, Event};
 use weft_proto::keys::{CommunityKeys, PublicKey, StaticKeypair};
 use weft_proto::session::Session;
-use weft_proto::supernode::{AdmissionPolicy, CommunityPolicy, SupernodeConfig};
+use weft_proto::supernode::{AdmissionPolicy, CommunityPolicy, SupernodeConfig, SupernodeEvent};
 use weft_proto::wire::{
     self, DataKind, Ipv4Net, MacAddr, Message, NakReason, PeerInfo, PeerRevoked, Register,
     RegisterAck, RegisterNak, SupernodePong, ADMISSION_TAG_LEN, DATA_HEADER_LEN,
@@ -482,6 +482,20 @@ fn under_load_the_supernode_answers_spoofed_initiations_with_cookies_and_edges_s
         .expect("an edge joins a loaded supernode");
     assert!(sim.edge(a).stats().cookies_received >= 1);
     assert!(sim.sn_stats().ctl_handshakes > before.ctl_handshakes);
+    sim.run_for(secs(5));
+    // The operator heard of the load once (not once per initiation), and that it was over.
+    let load = |under: bool| {
+        sim.sn_events
+            .iter()
+            .filter(|(_, e)| {
+                *e == SupernodeEvent::HandshakeLoad {
+                    under_load: under,
+                    threshold: 0,
+                }
+            })
+            .count()
+    };
+    assert_eq!((load(true), load(false)), (1, 1));
 }
 
 #[test]

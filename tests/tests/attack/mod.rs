@@ -99,19 +99,11 @@ pub fn spoof(ns: &str, from: SocketAddr, to: SocketAddr, payloads: &[Vec<u8>]) -
         let out = weft_e2e::cmd::run("ip", &args, Duration::from_secs(5))?;
         anyhow::ensure!(out.status.success(), "nft in {ns}: {}", out.stderr);
     }
-    nsnet::in_netns(ns, || {
-        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-        s.set_ip_transparent(true)
-            .context("IP_TRANSPARENT (needs CAP_NET_ADMIN)")?;
-        s.set_freebind(true)?;
-        s.set_reuse_address(true)?;
-        s.bind(&from.into())
-            .with_context(|| format!("binding the forged source {from}"))?;
-        for p in payloads {
-            s.send_to(p, &to.into())?;
-        }
-        Ok(())
-    })
+    let socks = spoofed_sockets(ns, &[from])?;
+    for p in payloads {
+        socks[0].send_to(p, &to.into())?;
+    }
+    Ok(())
 }
 
 /// Sockets in namespace `ns` bound to forged sources (addresses of nobody on its segment), to send a
@@ -125,6 +117,7 @@ pub fn spoofed_sockets(ns: &str, sources: &[SocketAddr]) -> Result<Vec<Socket>> 
                 s.set_ip_transparent(true)
                     .context("IP_TRANSPARENT (needs CAP_NET_ADMIN)")?;
                 s.set_freebind(true)?;
+                s.set_reuse_address(true)?;
                 s.bind(&(*from).into())
                     .with_context(|| format!("binding the forged source {from}"))?;
                 Ok(s)
