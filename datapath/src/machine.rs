@@ -34,6 +34,12 @@ pub trait Machine {
     fn clear_transmits(&mut self);
     /// The next event, if any.
     fn poll_event(&mut self) -> Option<Self::Event>;
+    /// An ICMP error said a datagram sent to `dest` met a link that carries IP packets of at most `mtu`
+    /// bytes (read from the socket's error queue). A hint only: machines that do not search the path MTU
+    /// ignore it.
+    fn handle_path_mtu_hint(&mut self, now: Instant, dest: SocketAddr, mtu: u16) {
+        let _ = (now, dest, mtu);
+    }
 }
 
 /// The TAP side of a machine that is a port of a virtual Ethernet switch (the edge).
@@ -75,6 +81,10 @@ impl Machine for Edge {
     #[inline]
     fn poll_event(&mut self) -> Option<Event> {
         Edge::poll_event(self)
+    }
+    #[inline]
+    fn handle_path_mtu_hint(&mut self, now: Instant, dest: SocketAddr, mtu: u16) {
+        Edge::handle_path_mtu_hint(self, now, dest, mtu)
     }
 }
 

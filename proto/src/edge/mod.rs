@@ -36,6 +36,7 @@ mod fake_supernode;
 mod mac_tests;
 mod paths;
 mod peer;
+mod pmtu;
 #[cfg(test)]
 mod policy_tests;
 mod send;
@@ -255,6 +256,15 @@ impl Edge {
     /// datagram. Drain as after [`Edge::handle_tap_frame`].
     pub fn handle_tap_frame_parts(&mut self, now: Instant, head: &[u8], tail: &[u8]) {
         self.switch_frame(now, head, tail);
+    }
+
+    /// An ICMP error (fragmentation needed, IPv4; packet too big, IPv6) said that a datagram this edge sent
+    /// to `dest` was too large for a link on the way, which carries IP packets of at most `mtu` bytes. The
+    /// error is not authenticated (anyone on the path can forge one), so it is only a hint: it makes the
+    /// edge re-check the path to `dest` with its own authenticated probes, and only what those prove
+    /// changes the path MTU. Drain as after [`Edge::handle_udp`].
+    pub fn handle_path_mtu_hint(&mut self, now: Instant, dest: SocketAddr, mtu: u16) {
+        self.on_path_mtu_hint(now, dest, mtu);
     }
 
     /// Does whatever timers have expired at `now` (nothing when none has: calling early is harmless).
