@@ -260,9 +260,9 @@ impl Edge {
 
     /// An ICMP error (fragmentation needed, IPv4; packet too big, IPv6) said that a datagram this edge sent
     /// to `dest` was too large for a link on the way, which carries IP packets of at most `mtu` bytes. The
-    /// error is not authenticated (anyone on the path can forge one), so it is only a hint: it makes the
-    /// edge re-check the path to `dest` with its own authenticated probes, and only what those prove
-    /// changes the path MTU. Drain as after [`Edge::handle_udp`].
+    /// error is not authenticated (anyone on the path can forge one), so it may only ever be a hint for
+    /// the edge to re-check the path with its own authenticated probes. For now the edge does not search
+    /// path MTUs and ignores the hint (nothing in the daemon reads the socket's errors yet).
     pub fn handle_path_mtu_hint(&mut self, now: Instant, dest: SocketAddr, mtu: u16) {
         self.on_path_mtu_hint(now, dest, mtu);
     }
